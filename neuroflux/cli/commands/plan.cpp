@@ -1,0 +1,51 @@
+// `neuroflux profile` and `neuroflux plan`: what NeuroFlux measured and would do, without training.
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+
+#include "commands.h"
+#include "config_args.h"
+#include "neuroflux/train/neuroflux_trainer.h"
+#include "neuroflux/train/run.h"
+#include "neuroflux/util/atomic_file.h"
+
+namespace neuroflux::cli {
+namespace {
+
+int profile_or_plan(const Args& args, bool plan_wanted) {
+  cxxopts::Options options(plan_wanted ? "neuroflux plan" : "neuroflux profile",
+                           plan_wanted ? "Profile the units and print the training plan."
+                                       : "Measure each unit with its head: memory and time.");
+  add_config_options(options);
+  options.add_options()("json", "print JSON instead of a table")(
+      "save", "also write the JSON to this file", cxxopts::value<std::string>());
+  const auto parsed = parse_args(options, args);
+  if (parsed.count("help") != 0) {
+    std::cout << options.help() << std::endl;
+    return 0;
+  }
+  const Config config = load_config(parsed);
+  PreparedRun run = prepare_run(config);
+  TrainingSetup setup;
+  setup.config = config;
+  setup.device = run.device;
+  NeuroFluxTrainer trainer(setup);
+  const auto [profile, plan] = trainer.make_plan(run.model, run.data);
+  const nlohmann::json json = plan_wanted ? plan.to_json() : profile.to_json();
+  if (parsed.count("save") != 0)
+    write_file_atomic(parsed["save"].as<std::string>(), json.dump(2) + "\n");
+  if (parsed.count("json") != 0) {
+    std::cout << json.dump(2) << std::endl;
+  } else {
+    std::cout << profile.table() << "\n";
+    if (plan_wanted) std::cout << plan.table();
+  }
+  return 0;
+}
+
+}  // namespace
+
+int profile_command(const Args& args) { return profile_or_plan(args, false); }
+int plan_command(const Args& args) { return profile_or_plan(args, true); }
+
+}  // namespace neuroflux::cli

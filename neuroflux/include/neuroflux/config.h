@@ -1,0 +1,104 @@
+// The run configuration: a validated value built from JSON (configs/*.json plus --set overrides).
+// Every key is documented in README.md. Unknown keys and wrong types are ConfigErrors naming the
+// JSON pointer of the bad value.
+#pragma once
+
+#include <nlohmann/json_fwd.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace neuroflux {
+
+struct ModelConfig {
+  std::string name = "vgg11";       ///< vgg11|vgg16|vgg19|resnet18|resnet34|mobilenetv2|simplecnn
+  double width = 1.0;               ///< channel multiplier
+  bool batch_norm = true;
+  int64_t in_channels = 0;          ///< 0: taken from the data set
+  int64_t num_classes = 0;          ///< 0: taken from the data set
+  std::string activations = "dense";  ///< dense|bitmap (saved post-ReLU activations)
+};
+
+struct DataConfig {
+  std::string name = "fashion-mnist";  ///< fashion-mnist|mnist|cifar10|cifar100|synthetic
+  std::string root;                    ///< "" = the data set's default location
+  double val_fraction = 0.1;           ///< share of the training set held out, by seed
+  int64_t train_limit = 0;             ///< use only the first N training samples (0 = all)
+  int64_t test_limit = 0;              ///< use only the first N test samples (0 = all)
+  bool augment = false;                ///< random crop (padding 4 for 32px, 2 for 28px) + flip
+  // Synthetic data only.
+  int64_t image_size = 32;
+  int64_t channels = 3;
+  int64_t num_classes = 10;
+  int64_t train_size = 2048;
+  int64_t test_size = 512;
+};
+
+struct MemoryConfig {
+  std::optional<int64_t> budget;       ///< bytes; nullopt = unbounded
+  std::string strategy = "none";       ///< none (others arrive with the recomputation issue)
+};
+
+struct TrainConfig {
+  int64_t epochs = 10;
+  int64_t batch_size = 128;            ///< 0 = "auto": largest that fits memory.budget
+  int64_t max_batch_size = 256;
+  int64_t eval_batch_size = 0;         ///< 0 = same as the training batch (for local/backprop)
+  std::string optimizer = "sgd";       ///< sgd|adam
+  double lr = 0.05;
+  double momentum = 0.9;
+  double weight_decay = 5e-4;
+  std::string schedule = "cosine";     ///< cosine|step|constant
+  int64_t step_size = 0;               ///< step schedule: epochs per decay (0 = epochs / 3)
+  double gamma = 0.1;                  ///< step schedule: decay factor
+};
+
+struct NeuroFluxConfig {
+  std::string aux = "adaptive";        ///< adaptive|fixed
+  int64_t aux_width = 64;              ///< fixed heads' width (and local learning's)
+  double aux_memory_fraction = 0.25;
+  double aux_compute_fraction = 0.2;
+  int64_t block_patience = 2;
+  double block_min_delta = 0.002;
+  double exit_tolerance = 0.005;
+  bool progressive_exit = true;
+  std::string cache_where = "host";    ///< host|disk
+  std::string cache_dtype = "float16"; ///< float32|float16
+  std::string cache_dir;               ///< "" = OUT/cache
+  std::string plan_file;               ///< "" = profile and plan; else a plan.json to follow
+};
+
+struct BenchConfig {
+  double target_accuracy = 0;          ///< 0 = 0.98 x the best final validation accuracy
+};
+
+struct OutputConfig {
+  std::string dir = "runs/default";
+};
+
+struct Config {
+  std::string method = "backprop";     ///< backprop|local|neuroflux
+  std::string device = "cpu";          ///< cpu|cuda|cuda:N
+  int64_t seed = 0;
+  int64_t threads = 0;                 ///< intra-op threads; 0 = all cores
+  ModelConfig model;
+  DataConfig data;
+  MemoryConfig memory;
+  TrainConfig train;
+  NeuroFluxConfig neuroflux;
+  BenchConfig bench;
+  OutputConfig output;
+
+  /// Validates and builds a Config; `source` names the origin in messages (a file name).
+  static Config from_json(const nlohmann::json& json);
+  /// Reads a JSON file (the error names the file, line and column of a syntax error).
+  static nlohmann::json read_json_file(const std::string& path);
+  /// Applies "key.path=value" overrides; the value is parsed as JSON, or taken as a string.
+  static void apply_overrides(nlohmann::json& json, const std::vector<std::string>& overrides);
+  /// The full configuration, defaults included, so a run records exactly what it ran.
+  nlohmann::json to_json() const;
+};
+
+}  // namespace neuroflux

@@ -1,0 +1,48 @@
+// The exported model file: units 0..exit followed by one head, as a torch::nn::Sequential
+// ("unit0", ..., "unitK", "head") saved with its description (which units, which head, the
+// model config), so `neuroflux eval` and users can rebuild and reload it.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <torch/nn/modules/container/sequential.h>
+
+#include <string>
+
+#include "neuroflux/config.h"
+#include "neuroflux/local/aux_head.h"
+#include "neuroflux/models/unit_chain.h"
+
+namespace neuroflux {
+
+struct ExportDescription {
+  int64_t exit_unit = 0;
+  AuxHeadSpec head;                 ///< classifier = the chain's own classifier
+  nlohmann::json model_config;      ///< Config::to_json()["model"]
+  std::vector<int64_t> input_shape; ///< per sample (C, H, W)
+  int64_t num_classes = 0;
+
+  nlohmann::json to_json() const;
+  static ExportDescription from_json(const nlohmann::json& json);
+};
+
+/// units 0..exit_unit of `chain` then `head`, as one Sequential.
+torch::nn::Sequential exit_network(UnitChain& chain, int64_t exit_unit, torch::nn::Sequential head);
+
+/// Writes `network` and `description` to `path` atomically.
+void save_exported(const torch::nn::Sequential& network, const ExportDescription& description,
+                   const std::string& path);
+
+/// Rebuilds the architecture from the file's description and loads the weights. A file that is
+/// not a NeuroFlux export, or is damaged, is a DataError naming it.
+torch::nn::Sequential load_exported(const std::string& path, ExportDescription* description);
+
+int64_t parameter_count(const torch::nn::Sequential& network);
+
+/// The description of units 0..exit_unit of a chain built from `config.model`, with `head`.
+ExportDescription describe_export(const Config& config, UnitChainImpl& chain, int64_t exit_unit,
+                                  const AuxHeadSpec& head);
+
+/// Saves the whole chain (all units and its classifier) in the export format.
+void save_full_chain(UnitChain& chain, const Config& config, const std::string& path);
+
+}  // namespace neuroflux

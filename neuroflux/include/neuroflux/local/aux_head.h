@@ -1,0 +1,59 @@
+// Auxiliary heads: the small classifier each unit learns from in local learning.
+//
+//   [AvgPool(p), where the map is large] -> conv3x3(C -> F) + BN + ReLU -> AdaptiveAvgPool(1)
+//   -> Linear(F -> classes)
+//
+// The pre-pool p and width F decide what a head costs. A head at full resolution with a wide conv
+// can cost as much compute as its unit (a prototype measured +43-90% on VGG-11 / Fashion-MNIST),
+// which by itself erases the gain of not back-propagating through earlier blocks; the adaptive
+// rule (choose_adaptive_head) keeps each head within a fraction of its unit's memory and compute.
+#pragma once
+
+#include <nlohmann/json_fwd.hpp>
+#include <torch/nn/modules/container/sequential.h>
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+namespace neuroflux {
+
+struct AuxHeadSpec {
+  int64_t pool = 1;     ///< average-pool kernel and stride before the conv (1 = none)
+  int64_t width = 64;   ///< F, the conv's output channels
+  bool classifier = false;  ///< the chain's own classifier (the last unit's head), not an AuxHead
+
+  nlohmann::json to_json() const;
+  static AuxHeadSpec from_json(const nlohmann::json& json);
+  bool operator==(const AuxHeadSpec& o) const {
+    return pool == o.pool && width == o.width && classifier == o.classifier;
+  }
+};
+
+/// The head as a Sequential, for a unit output of per-sample shape (C, H, W).
+torch::nn::Sequential make_aux_head(const std::vector<int64_t>& input_shape,
+                                    const AuxHeadSpec& spec, int64_t num_classes);
+
+/// Activation bytes per sample a head keeps for its backward pass (float32): the conv's pooled
+/// input, and the conv, BN and ReLU outputs: 4 * (C + 3F) * h * w.
+double aux_head_activation_bytes(const std::vector<int64_t>& input_shape, const AuxHeadSpec& spec);
+
+/// What the adaptive rule knows of a unit: its output shape and its measured training cost.
+struct UnitCost {
+  std::vector<int64_t> output_shape;
+  double activation_bytes_per_sample = 0;   ///< measured (slope of the step's peak in batch)
+  double seconds_per_sample = 0;            ///< measured forward + backward
+};
+
+/// The adaptive rule. For pre-pool p = 1, 2, 4, ... (while the map is larger than 1 pixel):
+///   F_mem  = largest F with aux_head_activation_bytes <= memory_fraction * unit bytes
+///   F_comp = 64 * compute_fraction * unit seconds / head seconds at (p, F = 64)
+/// and the first p whose min(F_mem, F_comp) reaches 16 wins, F clamped to [16, 256]: pooling is
+/// used only where the map is too large for a useful head otherwise. If no p does, the coarsest
+/// p with F = 16 is taken (the floor below which a head stops being a useful classifier).
+/// `head_seconds(spec)` measures a head's forward + backward seconds per sample.
+AuxHeadSpec choose_adaptive_head(const UnitCost& unit, double memory_fraction,
+                                 double compute_fraction,
+                                 const std::function<double(const AuxHeadSpec&)>& head_seconds);
+
+}  // namespace neuroflux

@@ -1,0 +1,42 @@
+// A unit chain with one auxiliary head per unit: what local learning trains. The last unit's
+// head is the chain's own classifier.
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/sequential.h>
+
+#include <vector>
+
+#include "neuroflux/local/aux_head.h"
+#include "neuroflux/models/unit_chain.h"
+
+namespace neuroflux {
+
+class LocalModelImpl : public torch::nn::Module {
+ public:
+  /// `specs` has one entry per unit; the last must be {classifier = true}.
+  LocalModelImpl(UnitChain chain, std::vector<AuxHeadSpec> specs);
+
+  UnitChain& chain() { return chain_; }
+  int64_t size() const { return chain_->size(); }
+  torch::nn::Sequential& head(int64_t unit);
+  const std::vector<AuxHeadSpec>& specs() const { return specs_; }
+
+  /// Unit `i`'s and its head's parameters: what one per-unit optimizer steps.
+  std::vector<at::Tensor> unit_and_head_parameters(int64_t unit);
+  /// Units 0..unit followed by unit's head: the early-exit network.
+  torch::nn::Sequential export_exit(int64_t unit);
+  /// Parameters of export_exit(unit).
+  int64_t exit_parameter_count(int64_t unit);
+
+ private:
+  UnitChain chain_;
+  std::vector<torch::nn::Sequential> heads_;  // heads_[i] for i < size() - 1
+  std::vector<AuxHeadSpec> specs_;
+};
+TORCH_MODULE(LocalModel);
+
+/// Fixed heads: {pool 1, width} for every unit but the last, the classifier for the last.
+std::vector<AuxHeadSpec> fixed_head_specs(int64_t units, int64_t width);
+
+}  // namespace neuroflux

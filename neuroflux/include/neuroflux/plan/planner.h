@@ -1,0 +1,67 @@
+// The planner: cuts the unit chain into consecutive blocks and gives each its batch size, so that
+// every block's predicted peak fits the budget and the predicted training time is the least the
+// profile allows. A dynamic program over cut points, not a greedy guess.
+//
+// Memory of a block [a, b] at batch B (units train one after another, each unit's input
+// detached, so only one unit's activations are alive at a time):
+//   static(a..b) + input_factor * B * in(a) + max_i (transient_i(B) + [i > a] * B * in(i))
+// where static is parameters + gradients + optimizer state of the block's units and heads,
+// input_factor counts the copies of the block's input batch (gathered batch, the prefetched
+// next batch, the float16 read), and transient_i is the profiled fit of unit i's step peak.
+//
+// Time of a block: epochs * N_train * sum_i step_seconds_i(B)   (training)
+//                + N_val * sum_i forward_i per epoch             (evaluation)
+//                + N_all * sum_i forward_i, unless it is last     (the caching pass)
+#pragma once
+
+#include <cstdint>
+#include <optional>
+
+#include "neuroflux/config.h"
+#include "neuroflux/plan/plan.h"
+#include "neuroflux/profile/profile.h"
+
+namespace neuroflux {
+
+struct PlannerInputs {
+  int64_t train_samples = 0, val_samples = 0, test_samples = 0;
+  int64_t epochs = 1;
+  int64_t max_batch_size = 256;
+  int64_t reference_batch_size = 128;   ///< the batch train.lr is tuned for
+  double base_lr = 0.05;
+  bool augment = false;
+  bool half_cache = true;                 ///< cache stored as float16
+  std::optional<int64_t> budget;
+};
+
+PlannerInputs planner_inputs(const Config& config, int64_t train_samples, int64_t val_samples,
+                             int64_t test_samples);
+
+class Planner {
+ public:
+  Planner(Profile profile, PlannerInputs inputs);
+
+  /// The best plan; BudgetError naming the smallest feasible budget when none fits.
+  Plan plan() const;
+
+  /// Predicted training peak of block [first, last] at `batch`.
+  double predicted_peak(int64_t first, int64_t last, int64_t batch) const;
+  /// Largest batch (<= max_batch_size) whose predicted peak fits; 0 when none.
+  int64_t largest_batch(int64_t first, int64_t last) const;
+  /// Predicted seconds of block [first, last] at `batch`.
+  double predicted_seconds(int64_t first, int64_t last, int64_t batch) const;
+  /// The eval-mode caching pass's batch: forward only, no activations kept.
+  int64_t cache_batch(int64_t first, int64_t last) const;
+
+ private:
+  double input_factor(int64_t first) const;
+
+  Profile profile_;
+  PlannerInputs inputs_;
+};
+
+/// Learning rate for a block trained at `batch`: linear scaling (Goyal et al. 2017) from the
+/// reference batch, capped at 4x so very large late-block batches stay stable.
+double scaled_lr(double base_lr, int64_t batch, int64_t reference_batch);
+
+}  // namespace neuroflux

@@ -1,0 +1,57 @@
+// What the profiler measured of each unit with its head: the Plan is computed from this alone,
+// so `neuroflux plan` and tests can also build a Profile by hand.
+#pragma once
+
+#include <nlohmann/json_fwd.hpp>
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "neuroflux/local/aux_head.h"
+
+namespace neuroflux {
+
+struct UnitProfile {
+  int64_t unit = 0;
+  std::vector<int64_t> input_shape, output_shape;   ///< per sample (C, H, W)
+  AuxHeadSpec head;
+  int64_t param_bytes = 0;       ///< unit + head
+  int64_t grad_bytes = 0;
+  int64_t optimizer_bytes = 0;   ///< optimizer state after a step (momentum, Adam moments)
+  /// A training step's transient peak (above what was live before it: weights, gradients,
+  /// optimizer state, the input batch) fitted over the measured batch sizes as
+  /// transient_static + transient_per_sample * b.
+  double transient_static = 0;
+  double transient_per_sample = 0;
+  /// Measured seconds per sample of a training step (forward, backward, optimizer), per batch.
+  std::vector<std::pair<int64_t, double>> step_seconds;
+  /// Eval-mode forward seconds per sample (the caching pass), at the largest measured batch.
+  double forward_seconds_per_sample = 0;
+  /// The raw measurements the fit came from: (batch, transient peak bytes).
+  std::vector<std::pair<int64_t, int64_t>> transient_peaks;
+
+  int64_t static_bytes() const { return param_bytes + grad_bytes + optimizer_bytes; }
+  int64_t input_bytes_per_sample() const;    ///< float32 input
+  int64_t output_bytes_per_sample() const;
+  double transient_bytes(int64_t batch) const {
+    return transient_static + transient_per_sample * static_cast<double>(batch);
+  }
+  /// Step seconds per sample at `batch`: interpolated in log2(batch) between measured sizes,
+  /// the nearest measurement beyond them.
+  double step_seconds_per_sample(int64_t batch) const;
+};
+
+struct Profile {
+  std::string model, device;
+  int64_t num_classes = 0;
+  std::vector<UnitProfile> units;
+  double seconds = 0;   ///< how long profiling took
+
+  nlohmann::json to_json() const;
+  static Profile from_json(const nlohmann::json& json);
+  std::string table() const;
+};
+
+}  // namespace neuroflux

@@ -1,0 +1,53 @@
+// The profiler: per unit with its head, parameter / gradient / optimizer bytes, a training step's
+// transient peak measured with MemoryMeter at several batch sizes and fitted as static +
+// per-sample * b, and seconds per sample at those sizes. Runs on the real modules and restores
+// their weights afterwards.
+#pragma once
+
+#include <c10/core/Device.h>
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "neuroflux/config.h"
+#include "neuroflux/local/local_model.h"
+#include "neuroflux/profile/profile.h"
+
+namespace neuroflux {
+
+struct ProfilerOptions {
+  std::vector<int64_t> batch_sizes = {8, 32, 128};  ///< capped by max_batch
+  int64_t max_batch = 256;
+  int repeats = 3;                                  ///< timed steps per size (the minimum is kept)
+  TrainConfig train;                                ///< the optimizer the steps use
+};
+
+class Profiler {
+ public:
+  Profiler(ProfilerOptions options, c10::Device device);
+
+  /// Every unit of `model` with its head.
+  Profile profile(LocalModel& model);
+  UnitProfile profile_unit(LocalModel& model, int64_t unit);
+
+  /// A unit alone (no head, loss = mean square of its output), for the adaptive head rule.
+  UnitCost unit_cost(UnitChain& chain, int64_t unit);
+  /// Forward + backward seconds per sample of a head built from `spec`.
+  double head_seconds_per_sample(const std::vector<int64_t>& input_shape, const AuxHeadSpec& spec,
+                                 int64_t num_classes);
+
+ private:
+  ProfilerOptions options_;
+  c10::Device device_;
+};
+
+/// The head of every unit as config.neuroflux.aux says: "fixed" (aux_width at full resolution)
+/// or "adaptive" (choose_adaptive_head from each unit's measured cost).
+std::vector<AuxHeadSpec> choose_head_specs(const Config& config, UnitChain& chain,
+                                           Profiler& profiler);
+
+/// Profiler options from a config (optimizer, max batch).
+ProfilerOptions profiler_options(const Config& config);
+
+}  // namespace neuroflux

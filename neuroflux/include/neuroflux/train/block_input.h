@@ -1,0 +1,65 @@
+// Where a block's inputs come from: the data set (block 0), the previous block's activation
+// cache, or (to check the cache, or when there is none) the frozen earlier units recomputed on
+// every batch. All three give (input, label) batches in the same shuffled order for a
+// (seed, epoch), so a block trained from any of them sees the same inputs.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
+
+#include <array>
+#include <functional>
+#include <memory>
+
+#include "neuroflux/cache/activation_cache.h"
+#include "neuroflux/config.h"
+#include "neuroflux/data/data_splits.h"
+#include "neuroflux/local/local_model.h"
+
+namespace neuroflux {
+
+enum class Split { kTrain = 0, kVal = 1, kTest = 2 };
+const char* split_name(Split split);
+
+using BatchFn = std::function<void(const at::Tensor& inputs, const at::Tensor& labels)>;
+
+class BlockInput {
+ public:
+  virtual ~BlockInput() = default;
+  /// One training epoch in the shuffled order of (seed, epoch).
+  virtual void train_epoch(int64_t batch_size, int64_t epoch, const BatchFn& fn) = 0;
+  /// A split in order, for evaluation and the caching pass.
+  virtual void in_order(Split split, int64_t batch_size, const BatchFn& fn) = 0;
+  virtual int64_t size(Split split) const = 0;
+};
+
+/// Block 0: batches of the data set, augmented for training when the config says so.
+std::unique_ptr<BlockInput> data_input(const data::DataSplits& data, const Config& config,
+                                       const c10::Device& device);
+
+/// A later block: the previous block's caches of the three splits.
+std::unique_ptr<BlockInput> cache_input(std::shared_ptr<const ActivationCache> train,
+                                        std::shared_ptr<const ActivationCache> val,
+                                        std::shared_ptr<const ActivationCache> test,
+                                        const data::DataSplits& data, const Config& config,
+                                        const c10::Device& device);
+
+/// Units [0, first) of `model` run in eval mode on each data batch (not augmented, like a
+/// cache). The caller keeps those units on the device.
+std::unique_ptr<BlockInput> recompute_input(const data::DataSplits& data, const Config& config,
+                                            LocalModel model, int64_t first,
+                                            const c10::Device& device);
+
+using SplitCaches = std::array<std::shared_ptr<ActivationCache>, 3>;
+
+/// Runs units [first, last] of `model` (eval mode, no autograd) over every split of `input` in
+/// order and stores the outputs; with first > last the input itself is stored (an input that
+/// already ends at the wanted unit). `options.path` is replaced by `path(split)` for disk caches.
+SplitCaches write_block_caches(LocalModel& model, BlockInput& input, int64_t first, int64_t last,
+                               int64_t batch_size, const CacheOptions& options,
+                               const std::function<std::string(Split)>& path, uint64_t key);
+
+/// The order of (seed, epoch) over n samples that cached and recomputed inputs share.
+at::Tensor epoch_order(int64_t n, uint64_t seed, int64_t epoch);
+
+}  // namespace neuroflux

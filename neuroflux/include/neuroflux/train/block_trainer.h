@@ -1,0 +1,48 @@
+// Trains one block: its units with their heads, each unit's input detached, one optimizer per
+// unit, on batches from a BlockInput. Stops when the block's best head has not improved by more
+// than block_min_delta for block_patience evaluations (at most `epochs`), and leaves the block
+// with the weights of its best evaluation.
+#pragma once
+
+#include <c10/core/Device.h>
+
+#include <vector>
+
+#include "neuroflux/config.h"
+#include "neuroflux/local/local_model.h"
+#include "neuroflux/plan/plan.h"
+#include "neuroflux/report.h"
+#include "neuroflux/train/block_input.h"
+
+namespace neuroflux {
+
+struct BlockOutcome {
+  int64_t epochs_run = 0;
+  int64_t best_epoch = 0;                       ///< 1-based
+  std::vector<double> head_val_accuracy;        ///< per unit of the block, at the best epoch
+  std::vector<HistoryEntry> history;
+  double train_seconds = 0;                     ///< evaluation excluded
+  double eval_seconds = 0;
+};
+
+struct BlockTrainingOptions {
+  int64_t block_index = 0;
+  int64_t first_unit = 0, last_unit = 0;
+  int64_t batch_size = 1;
+  int64_t eval_batch_size = 1;
+  int64_t max_epochs = 1;
+  double lr = 0.05;
+  int64_t patience = 2;          ///< evaluations without improvement before stopping; 0 = never
+  double min_delta = 0.0;
+  double seconds_before = 0;     ///< training seconds of the run so far (history is cumulative)
+};
+
+/// `model`'s block units must be on `device`.
+BlockOutcome train_block(LocalModel& model, BlockInput& input, const BlockTrainingOptions& options,
+                         const Config& config, const c10::Device& device);
+
+/// Validation accuracy of every head of units [first, last] on `split` of `input`.
+std::vector<double> evaluate_block_heads(LocalModel& model, BlockInput& input, Split split,
+                                         int64_t first, int64_t last, int64_t batch_size);
+
+}  // namespace neuroflux

@@ -1,0 +1,33 @@
+// NeuroFlux: profile, plan, then train block after block, each on the previous block's cached
+// outputs, stop early where the heads stop improving, and export the shallowest good exit.
+#pragma once
+
+#include <optional>
+
+#include "neuroflux/plan/plan.h"
+#include "neuroflux/profile/profile.h"
+#include "neuroflux/train/backprop_trainer.h"
+
+namespace neuroflux {
+
+class NeuroFluxTrainer {
+ public:
+  explicit NeuroFluxTrainer(TrainingSetup setup);
+
+  /// Plans (unless a plan is given) and trains. Writes profile.json, plan.json, report.json,
+  /// history.csv, model.pt (the exported early exit) and full_model.pt to out_dir.
+  Report fit(UnitChain chain, const data::DataSplits& data,
+             std::optional<Plan> plan = std::nullopt);
+
+  /// Profiles and plans without training (what `neuroflux plan` prints).
+  std::pair<Profile, Plan> make_plan(UnitChain chain, const data::DataSplits& data);
+
+  /// The exported model of the last fit().
+  torch::nn::Sequential exported() const { return exported_; }
+
+ private:
+  TrainingSetup setup_;
+  torch::nn::Sequential exported_{nullptr};
+};
+
+}  // namespace neuroflux

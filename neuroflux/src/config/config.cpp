@@ -1,0 +1,213 @@
+#include "neuroflux/config.h"
+
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <sstream>
+
+#include "config/json_reader.h"
+#include "neuroflux/errors.h"
+
+namespace neuroflux {
+
+using config_detail::JsonReader;
+using nlohmann::json;
+
+namespace {
+
+const std::vector<std::string> kModels = {"vgg11",    "vgg16",    "vgg19",      "resnet18",
+                                          "resnet34", "mobilenetv2", "simplecnn"};
+const std::vector<std::string> kDataSets = {"fashion-mnist", "mnist", "cifar10", "cifar100",
+                                            "synthetic"};
+
+void read_model(JsonReader r, ModelConfig& m) {
+  r.choice("name", m.name, kModels);
+  r.number("width", m.width, 0.0, 64.0, /*min_open=*/true);
+  r.boolean("batch_norm", m.batch_norm);
+  r.integer("in_channels", m.in_channels, 0);
+  r.integer("num_classes", m.num_classes, 0);
+  r.choice("activations", m.activations, {"dense", "bitmap"});
+  r.finish();
+}
+
+void read_data(JsonReader r, DataConfig& d) {
+  r.choice("name", d.name, kDataSets);
+  r.string("root", d.root);
+  r.number("val_fraction", d.val_fraction, 0.0, 0.9, false);
+  r.integer("train_limit", d.train_limit, 0);
+  r.integer("test_limit", d.test_limit, 0);
+  r.boolean("augment", d.augment);
+  r.integer("image_size", d.image_size, 4);
+  r.integer("channels", d.channels, 1);
+  r.integer("num_classes", d.num_classes, 2);
+  r.integer("train_size", d.train_size, 1);
+  r.integer("test_size", d.test_size, 1);
+  r.finish();
+}
+
+void read_memory(JsonReader r, MemoryConfig& m) {
+  r.size("budget", m.budget);
+  r.choice("strategy", m.strategy, {"none"});
+  r.finish();
+}
+
+void read_train(JsonReader r, TrainConfig& t) {
+  r.integer("epochs", t.epochs, 1);
+  r.integer_or_word("batch_size", t.batch_size, "auto", 0);
+  r.integer("max_batch_size", t.max_batch_size, 1);
+  r.integer("eval_batch_size", t.eval_batch_size, 0);
+  r.choice("optimizer", t.optimizer, {"sgd", "adam"});
+  r.number("lr", t.lr, 0.0, 100.0, true);
+  r.number("momentum", t.momentum, 0.0, 0.999, false);
+  r.number("weight_decay", t.weight_decay, 0.0, 1.0, false);
+  r.choice("schedule", t.schedule, {"cosine", "step", "constant"});
+  r.integer("step_size", t.step_size, 0);
+  r.number("gamma", t.gamma, 0.0, 1.0, true);
+  r.finish();
+}
+
+void read_neuroflux(JsonReader r, NeuroFluxConfig& n) {
+  r.choice("aux", n.aux, {"adaptive", "fixed"});
+  r.integer("aux_width", n.aux_width, 1);
+  r.number("aux_memory_fraction", n.aux_memory_fraction, 0.0, 1.0, true);
+  r.number("aux_compute_fraction", n.aux_compute_fraction, 0.0, 1.0, true);
+  r.integer("block_patience", n.block_patience, 1);
+  r.number("block_min_delta", n.block_min_delta, 0.0, 1.0, false);
+  r.number("exit_tolerance", n.exit_tolerance, 0.0, 1.0, false);
+  r.boolean("progressive_exit", n.progressive_exit);
+  r.string("plan", n.plan_file);
+  JsonReader cache = r.section("cache");
+  cache.choice("where", n.cache_where, {"host", "disk"});
+  cache.choice("dtype", n.cache_dtype, {"float32", "float16"});
+  cache.string("dir", n.cache_dir);
+  cache.finish();
+  r.finish();
+}
+
+}  // namespace
+
+Config Config::from_json(const json& value) {
+  Config c;
+  JsonReader r(value, "");
+  r.choice("method", c.method, {"backprop", "local", "neuroflux"});
+  r.string("device", c.device);
+  if (c.device != "cpu" && c.device.rfind("cuda", 0) != 0)
+    r.fail("device", "expected \"cpu\", \"cuda\" or \"cuda:N\", got \"" + c.device + "\"");
+  r.integer("seed", c.seed, 0);
+  r.integer_or_word("threads", c.threads, "auto", 0);
+  read_model(r.section("model"), c.model);
+  read_data(r.section("data"), c.data);
+  read_memory(r.section("memory"), c.memory);
+  read_train(r.section("train"), c.train);
+  read_neuroflux(r.section("neuroflux"), c.neuroflux);
+  JsonReader bench = r.section("bench");
+  bench.number("target_accuracy", c.bench.target_accuracy, 0.0, 1.0, false);
+  bench.finish();
+  JsonReader output = r.section("output");
+  output.string("dir", c.output.dir);
+  output.finish();
+  r.finish();
+  if (c.train.max_batch_size < c.train.batch_size)
+    throw ConfigError("/train/max_batch_size: " + std::to_string(c.train.max_batch_size) +
+                      " is below /train/batch_size " + std::to_string(c.train.batch_size));
+  return c;
+}
+
+json Config::read_json_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw ConfigError(path + ": cannot open the config file");
+  std::stringstream text;
+  text << in.rdbuf();
+  try {
+    return json::parse(text.str());
+  } catch (const json::parse_error& e) {
+    // e.byte is the 1-based offset of the error; turn it into line:column for people.
+    const std::string s = text.str();
+    size_t line = 1, column = 1;
+    for (size_t i = 0; i + 1 < e.byte && i < s.size(); ++i) {
+      if (s[i] == '\n') {
+        ++line;
+        column = 1;
+      } else {
+        ++column;
+      }
+    }
+    throw ConfigError(path + ":" + std::to_string(line) + ":" + std::to_string(column) +
+                      ": not valid JSON (" + e.what() + ")");
+  }
+}
+
+void Config::apply_overrides(json& value, const std::vector<std::string>& overrides) {
+  for (const auto& item : overrides) {
+    const auto eq = item.find('=');
+    if (eq == std::string::npos || eq == 0)
+      throw ConfigError("--set " + item + ": expected key.path=value");
+    const std::string key = item.substr(0, eq);
+    const std::string text = item.substr(eq + 1);
+    json parsed;
+    try {
+      parsed = json::parse(text);
+    } catch (const json::parse_error&) {
+      parsed = text;  // bare words are strings: --set model.name=vgg16
+    }
+    json* node = &value;
+    std::string pointer;
+    std::stringstream parts(key);
+    std::string part;
+    std::vector<std::string> path;
+    while (std::getline(parts, part, '.')) path.push_back(part);
+    for (size_t i = 0; i < path.size(); ++i) {
+      pointer += "/" + path[i];
+      if (path[i].empty()) throw ConfigError("--set " + item + ": empty key in " + key);
+      if (node->is_null()) *node = json::object();
+      if (!node->is_object())
+        throw ConfigError("--set " + item + ": " + pointer + " is not an object");
+      node = &(*node)[path[i]];
+    }
+    *node = parsed;
+  }
+}
+
+json Config::to_json() const {
+  json budget = memory.budget ? json(*memory.budget) : json(nullptr);
+  return {
+      {"method", method},
+      {"device", device},
+      {"seed", seed},
+      {"threads", threads == 0 ? json("auto") : json(threads)},
+      {"model",
+       {{"name", model.name}, {"width", model.width}, {"batch_norm", model.batch_norm},
+        {"in_channels", model.in_channels}, {"num_classes", model.num_classes},
+        {"activations", model.activations}}},
+      {"data",
+       {{"name", data.name}, {"root", data.root}, {"val_fraction", data.val_fraction},
+        {"train_limit", data.train_limit}, {"test_limit", data.test_limit},
+        {"augment", data.augment}, {"image_size", data.image_size},
+        {"channels", data.channels}, {"num_classes", data.num_classes},
+        {"train_size", data.train_size}, {"test_size", data.test_size}}},
+      {"memory", {{"budget", budget}, {"strategy", memory.strategy}}},
+      {"train",
+       {{"epochs", train.epochs},
+        {"batch_size", train.batch_size == 0 ? json("auto") : json(train.batch_size)},
+        {"max_batch_size", train.max_batch_size}, {"eval_batch_size", train.eval_batch_size},
+        {"optimizer", train.optimizer}, {"lr", train.lr}, {"momentum", train.momentum},
+        {"weight_decay", train.weight_decay}, {"schedule", train.schedule},
+        {"step_size", train.step_size}, {"gamma", train.gamma}}},
+      {"neuroflux",
+       {{"aux", neuroflux.aux}, {"aux_width", neuroflux.aux_width},
+        {"aux_memory_fraction", neuroflux.aux_memory_fraction},
+        {"aux_compute_fraction", neuroflux.aux_compute_fraction},
+        {"block_patience", neuroflux.block_patience},
+        {"block_min_delta", neuroflux.block_min_delta},
+        {"exit_tolerance", neuroflux.exit_tolerance},
+        {"progressive_exit", neuroflux.progressive_exit},
+        {"plan", neuroflux.plan_file},
+        {"cache",
+         {{"where", neuroflux.cache_where}, {"dtype", neuroflux.cache_dtype},
+          {"dir", neuroflux.cache_dir}}}}},
+      {"bench", {{"target_accuracy", bench.target_accuracy}}},
+      {"output", {{"dir", output.dir}}},
+  };
+}
+
+}  // namespace neuroflux

@@ -1,0 +1,150 @@
+#include "config/json_reader.h"
+
+#include "neuroflux/errors.h"
+#include "neuroflux/size_format.h"
+
+namespace neuroflux::config_detail {
+namespace {
+
+const nlohmann::json& empty_object() {
+  static const nlohmann::json empty = nlohmann::json::object();
+  return empty;
+}
+
+}  // namespace
+
+std::string describe(const nlohmann::json& value) {
+  std::string text = value.dump();
+  if (text.size() > 60) text = text.substr(0, 57) + "...";
+  return text;
+}
+
+JsonReader::JsonReader(const nlohmann::json& value, std::string pointer)
+    : value_(value.is_null() ? empty_object() : value), pointer_(std::move(pointer)) {
+  if (!value_.is_object())
+    throw ConfigError((pointer_.empty() ? "/" : pointer_) + ": expected an object, got " +
+                      describe(value_));
+}
+
+const nlohmann::json* JsonReader::find(const std::string& key) {
+  known_.insert(key);
+  auto it = value_.find(key);
+  return it == value_.end() ? nullptr : &*it;
+}
+
+void JsonReader::fail(const std::string& key, const std::string& what) const {
+  throw ConfigError(pointer_ + "/" + key + ": " + what);
+}
+
+JsonReader JsonReader::section(const std::string& key) {
+  const nlohmann::json* v = find(key);
+  if (v != nullptr && !v->is_object() && !v->is_null())
+    fail(key, "expected an object, got " + describe(*v));
+  return JsonReader(v ? *v : empty_object(), pointer_ + "/" + key);
+}
+
+void JsonReader::string(const std::string& key, std::string& out) {
+  const nlohmann::json* v = find(key);
+  if (v == nullptr) return;
+  if (!v->is_string()) fail(key, "expected a string, got " + describe(*v));
+  out = v->get<std::string>();
+}
+
+void JsonReader::choice(const std::string& key, std::string& out,
+                        const std::vector<std::string>& allowed) {
+  std::string value = out;
+  string(key, value);
+  for (const auto& a : allowed)
+    if (a == value) {
+      out = value;
+      return;
+    }
+  std::string list;
+  for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+  fail(key, "expected one of " + list + ", got \"" + value + "\"");
+}
+
+void JsonReader::boolean(const std::string& key, bool& out) {
+  const nlohmann::json* v = find(key);
+  if (v == nullptr) return;
+  if (!v->is_boolean()) fail(key, "expected true or false, got " + describe(*v));
+  out = v->get<bool>();
+}
+
+void JsonReader::integer(const std::string& key, int64_t& out, int64_t min) {
+  const nlohmann::json* v = find(key);
+  if (v == nullptr) return;
+  const std::string expected = min == 1   ? "a positive integer"
+                               : min == 0 ? "a non-negative integer"
+                                          : "an integer >= " + std::to_string(min);
+  bool integral = v->is_number_integer();
+  if (v->is_number_float()) {
+    const double d = v->get<double>();
+    integral = d == static_cast<double>(static_cast<int64_t>(d));
+  }
+  if (!integral) fail(key, "expected " + expected + ", got " + describe(*v));
+  const auto value = v->is_number_float() ? static_cast<int64_t>(v->get<double>())
+                                          : v->get<int64_t>();
+  if (value < min) fail(key, "expected " + expected + ", got " + describe(*v));
+  out = value;
+}
+
+void JsonReader::number(const std::string& key, double& out, double min, double max,
+                        bool min_open) {
+  const nlohmann::json* v = find(key);
+  if (v == nullptr) return;
+  const std::string range = std::string(min_open ? "(" : "[") + describe(min) + ", " +
+                            describe(max) + "]";
+  if (!v->is_number()) fail(key, "expected a number in " + range + ", got " + describe(*v));
+  const double value = v->get<double>();
+  if (value < min || value > max || (min_open && value == min))
+    fail(key, "expected a number in " + range + ", got " + describe(*v));
+  out = value;
+}
+
+void JsonReader::integer_or_word(const std::string& key, int64_t& out, const std::string& word,
+                                 int64_t word_value) {
+  const nlohmann::json* v = find(key);
+  if (v == nullptr) return;
+  if (v->is_string()) {
+    if (v->get<std::string>() != word)
+      fail(key, "expected a positive integer or \"" + word + "\", got " + describe(*v));
+    out = word_value;
+    return;
+  }
+  if (!v->is_number_integer() || v->get<int64_t>() < 1)
+    fail(key, "expected a positive integer or \"" + word + "\", got " + describe(*v));
+  out = v->get<int64_t>();
+}
+
+void JsonReader::size(const std::string& key, std::optional<int64_t>& out) {
+  const nlohmann::json* v = find(key);
+  if (v == nullptr) return;
+  if (v->is_null()) {
+    out.reset();
+    return;
+  }
+  if (v->is_number_integer()) {
+    if (v->get<int64_t>() <= 0) fail(key, "expected a positive size, got " + describe(*v));
+    out = v->get<int64_t>();
+    return;
+  }
+  if (!v->is_string())
+    fail(key, "expected a size such as \"64MiB\", a byte count or \"none\", got " + describe(*v));
+  try {
+    out = parse_size(v->get<std::string>());
+  } catch (const std::invalid_argument& e) {
+    fail(key, e.what());
+  }
+}
+
+void JsonReader::finish() const {
+  for (auto it = value_.begin(); it != value_.end(); ++it) {
+    if (known_.count(it.key()) != 0) continue;
+    std::string list;
+    for (const auto& k : known_) list += (list.empty() ? "" : ", ") + k;
+    throw ConfigError(pointer_ + "/" + it.key() + ": unknown key (known here: " + list + ")");
+  }
+}
+
+}  // namespace neuroflux::config_detail

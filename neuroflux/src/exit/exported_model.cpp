@@ -1,0 +1,112 @@
+#include "neuroflux/exit/exported_model.h"
+
+#include <torch/torch.h>
+
+#include "neuroflux/errors.h"
+#include "neuroflux/models/model_zoo.h"
+#include "neuroflux/models/sequential_stage.h"
+#include "neuroflux/util/atomic_file.h"
+
+namespace neuroflux {
+
+using nlohmann::json;
+
+namespace {
+constexpr const char* kDescriptionKey = "neuroflux_export";
+}
+
+json ExportDescription::to_json() const {
+  return {{"format", 1},
+          {"exit_unit", exit_unit},
+          {"head", head.to_json()},
+          {"model", model_config},
+          {"input_shape", input_shape},
+          {"num_classes", num_classes}};
+}
+
+ExportDescription ExportDescription::from_json(const json& j) {
+  ExportDescription d;
+  d.exit_unit = j.at("exit_unit");
+  d.head = AuxHeadSpec::from_json(j.at("head"));
+  d.model_config = j.at("model");
+  d.input_shape = j.at("input_shape").get<std::vector<int64_t>>();
+  d.num_classes = j.at("num_classes");
+  return d;
+}
+
+torch::nn::Sequential exit_network(UnitChain& chain, int64_t exit_unit, torch::nn::Sequential head) {
+  torch::nn::Sequential network;
+  for (int64_t i = 0; i <= exit_unit; ++i)
+    network->push_back("unit" + std::to_string(i), as_stage(chain->unit(i)));
+  network->push_back("head", as_stage(head));
+  return network;
+}
+
+int64_t parameter_count(const torch::nn::Sequential& network) {
+  int64_t n = 0;
+  for (const auto& p : network->parameters()) n += p.numel();
+  return n;
+}
+
+ExportDescription describe_export(const Config& config, UnitChainImpl& chain, int64_t exit_unit,
+                                  const AuxHeadSpec& head) {
+  ExportDescription d;
+  d.exit_unit = exit_unit;
+  d.head = head;
+  d.model_config = config.to_json()["model"];
+  d.model_config["num_classes"] = chain.num_classes();
+  d.model_config["in_channels"] = chain.input_shape()[0];
+  d.input_shape = chain.input_shape();
+  d.num_classes = chain.num_classes();
+  return d;
+}
+
+void save_full_chain(UnitChain& chain, const Config& config, const std::string& path) {
+  save_exported(exit_network(chain, chain->size() - 1, chain->classifier()),
+                describe_export(config, *chain, chain->size() - 1, AuxHeadSpec{1, 0, true}), path);
+}
+
+void save_exported(const torch::nn::Sequential& network, const ExportDescription& description,
+                   const std::string& path) {
+  write_atomic_with(path, [&](const std::string& temp) {
+    torch::serialize::OutputArchive archive;
+    network->save(archive);
+    archive.write(kDescriptionKey, c10::IValue(description.to_json().dump()));
+    archive.save_to(temp);
+  });
+}
+
+torch::nn::Sequential load_exported(const std::string& path, ExportDescription* description) {
+  torch::serialize::InputArchive archive;
+  ExportDescription d;
+  try {
+    archive.load_from(path);
+    c10::IValue text;
+    if (!archive.try_read(kDescriptionKey, text))
+      throw DataError(path + ": not a NeuroFlux exported model (no description inside)");
+    d = ExportDescription::from_json(json::parse(text.toStringRef()));
+  } catch (const c10::Error& e) {
+    throw DataError(path + ": cannot read the exported model: " + e.what_without_backtrace());
+  } catch (const json::exception& e) {
+    throw DataError(path + ": damaged export description: " + e.what());
+  }
+  json model_json = d.model_config;
+  json wrapper = {{"model", model_json}};
+  const Config config = Config::from_json(wrapper);
+  UnitChain chain = build_model(config.model, d.input_shape, d.num_classes);
+  torch::nn::Sequential head = d.head.classifier
+                                   ? chain->classifier()
+                                   : make_aux_head(chain->output_shape(d.exit_unit), d.head,
+                                                   d.num_classes);
+  torch::nn::Sequential network = exit_network(chain, d.exit_unit, head);
+  try {
+    network->load(archive);
+  } catch (const c10::Error& e) {
+    throw DataError(path + ": weights do not match the described network: " +
+                    e.what_without_backtrace());
+  }
+  if (description != nullptr) *description = d;
+  return network;
+}
+
+}  // namespace neuroflux

@@ -1,0 +1,49 @@
+#include "neuroflux/local/local_model.h"
+
+#include <torch/torch.h>
+
+#include "neuroflux/exit/exported_model.h"
+
+namespace neuroflux {
+
+LocalModelImpl::LocalModelImpl(UnitChain chain, std::vector<AuxHeadSpec> specs)
+    : chain_(register_module("chain", chain)), specs_(std::move(specs)) {
+  TORCH_CHECK(static_cast<int64_t>(specs_.size()) == chain_->size(), "local model: ",
+              specs_.size(), " head specs for ", chain_->size(), " units");
+  TORCH_CHECK(specs_.back().classifier, "local model: the last unit's head must be the classifier");
+  for (int64_t i = 0; i + 1 < chain_->size(); ++i) {
+    TORCH_CHECK(!specs_[i].classifier, "local model: only the last head is the classifier");
+    heads_.push_back(register_module(
+        "head" + std::to_string(i),
+        make_aux_head(chain_->output_shape(i), specs_[i], chain_->num_classes())));
+  }
+}
+
+torch::nn::Sequential& LocalModelImpl::head(int64_t unit) {
+  TORCH_CHECK(unit >= 0 && unit < size(), "local model: no unit ", unit);
+  return unit + 1 == size() ? chain_->classifier() : heads_[unit];
+}
+
+std::vector<at::Tensor> LocalModelImpl::unit_and_head_parameters(int64_t unit) {
+  std::vector<at::Tensor> params = chain_->unit(unit)->parameters();
+  for (const auto& p : head(unit)->parameters()) params.push_back(p);
+  return params;
+}
+
+torch::nn::Sequential LocalModelImpl::export_exit(int64_t unit) {
+  return exit_network(chain_, unit, head(unit));
+}
+
+int64_t LocalModelImpl::exit_parameter_count(int64_t unit) {
+  int64_t count = 0;
+  for (const auto& p : export_exit(unit)->parameters()) count += p.numel();
+  return count;
+}
+
+std::vector<AuxHeadSpec> fixed_head_specs(int64_t units, int64_t width) {
+  std::vector<AuxHeadSpec> specs(units, AuxHeadSpec{1, width, false});
+  specs.back() = AuxHeadSpec{1, 0, true};
+  return specs;
+}
+
+}  // namespace neuroflux

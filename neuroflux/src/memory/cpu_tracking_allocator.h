@@ -1,0 +1,40 @@
+// The CPU half of MemoryMeter: an at::Allocator that counts what ATen allocates on the CPU.
+#pragma once
+
+#include <c10/core/Allocator.h>
+
+#include <atomic>
+#include <cstdint>
+#include <optional>
+
+namespace neuroflux::detail {
+
+class CpuTrackingAllocator final : public c10::Allocator {
+ public:
+  /// Installs the allocator as ATen's CPU allocator (once) and returns it.
+  static CpuTrackingAllocator& install();
+
+  c10::DataPtr allocate(size_t nbytes) const override;
+  c10::DeleterFnPtr raw_deleter() const override { return &release; }
+
+  int64_t current() const { return current_.load(std::memory_order_relaxed); }
+  int64_t peak() const { return peak_.load(std::memory_order_relaxed); }
+  void reset_peak() { peak_.store(current(), std::memory_order_relaxed); }
+  void set_limit(std::optional<int64_t> bytes) { limit_.store(bytes ? *bytes : -1); }
+  std::optional<int64_t> limit() const {
+    const int64_t l = limit_.load();
+    return l < 0 ? std::nullopt : std::optional<int64_t>(l);
+  }
+
+  static thread_local bool untracked_;
+
+ private:
+  CpuTrackingAllocator() = default;
+  static void release(void* data);
+
+  mutable std::atomic<int64_t> current_{0};
+  mutable std::atomic<int64_t> peak_{0};
+  std::atomic<int64_t> limit_{-1};
+};
+
+}  // namespace neuroflux::detail

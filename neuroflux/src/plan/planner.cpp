@@ -1,0 +1,163 @@
+#include "neuroflux/plan/planner.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "neuroflux/errors.h"
+#include "neuroflux/size_format.h"
+
+namespace neuroflux {
+
+double scaled_lr(double base_lr, int64_t batch, int64_t reference_batch) {
+  const double ratio = static_cast<double>(batch) / static_cast<double>(std::max<int64_t>(1, reference_batch));
+  return base_lr * std::min(4.0, ratio);
+}
+
+PlannerInputs planner_inputs(const Config& config, int64_t train_samples, int64_t val_samples,
+                             int64_t test_samples) {
+  PlannerInputs in;
+  in.train_samples = train_samples;
+  in.val_samples = val_samples;
+  in.test_samples = test_samples;
+  in.epochs = config.train.epochs;
+  in.max_batch_size = std::min(config.train.max_batch_size, std::max<int64_t>(1, train_samples));
+  in.reference_batch_size = config.train.batch_size > 0 ? config.train.batch_size : 128;
+  in.base_lr = config.train.lr;
+  in.augment = config.data.augment;
+  in.half_cache = config.neuroflux.cache_dtype == "float16";
+  in.budget = config.memory.budget;
+  return in;
+}
+
+Planner::Planner(Profile profile, PlannerInputs inputs)
+    : profile_(std::move(profile)), inputs_(std::move(inputs)) {}
+
+double Planner::input_factor(int64_t first) const {
+  // Block 0 reads the data set: the gathered batch, plus its augmented copy. Later blocks read a
+  // cache: the gathered storage-dtype rows, their float32 copy, and the next batch the loader
+  // prefetches meanwhile.
+  if (first == 0) return inputs_.augment ? 2.0 : 1.0;
+  return 2.0 + (inputs_.half_cache ? 0.5 : 1.0);
+}
+
+double Planner::predicted_peak(int64_t first, int64_t last, int64_t batch) const {
+  double fixed = 0, worst = 0;
+  const auto b = static_cast<double>(batch);
+  for (int64_t i = first; i <= last; ++i) {
+    const UnitProfile& u = profile_.units[i];
+    fixed += static_cast<double>(u.static_bytes());
+    const double carried = i > first ? b * static_cast<double>(u.input_bytes_per_sample()) : 0.0;
+    worst = std::max(worst, u.transient_bytes(batch) + carried);
+  }
+  const double input = input_factor(first) * b *
+                       static_cast<double>(profile_.units[first].input_bytes_per_sample());
+  return fixed + input + worst;
+}
+
+int64_t Planner::largest_batch(int64_t first, int64_t last) const {
+  if (!inputs_.budget) return inputs_.max_batch_size;
+  const auto budget = static_cast<double>(*inputs_.budget);
+  if (predicted_peak(first, last, 1) > budget) return 0;
+  // The peak is a maximum of lines in the batch, so it is monotone: bisection is exact.
+  int64_t lo = 1, hi = inputs_.max_batch_size;
+  if (predicted_peak(first, last, hi) <= budget) return hi;
+  while (hi - lo > 1) {
+    const int64_t mid = lo + (hi - lo) / 2;
+    (predicted_peak(first, last, mid) <= budget ? lo : hi) = mid;
+  }
+  return lo;
+}
+
+int64_t Planner::cache_batch(int64_t first, int64_t last) const {
+  // Forward only, no activations kept: the block's input, and per unit its input, output, one
+  // intermediate map and the head's maps. The gradients and optimizer state are counted too,
+  // since validation runs between training epochs while they exist.
+  constexpr int64_t kMaxCacheBatch = 1024;
+  double fixed = 0, per_sample = 0;
+  for (int64_t i = first; i <= last; ++i) {
+    const UnitProfile& u = profile_.units[i];
+    fixed += static_cast<double>(u.static_bytes());
+    const double head = u.head.classifier ? 0.0 : aux_head_activation_bytes(u.output_shape, u.head);
+    per_sample = std::max(per_sample, static_cast<double>(u.input_bytes_per_sample() +
+                                                          2 * u.output_bytes_per_sample()) +
+                                          head);
+  }
+  per_sample += static_cast<double>(profile_.units[first].input_bytes_per_sample());
+  if (!inputs_.budget) return kMaxCacheBatch;
+  const double room = static_cast<double>(*inputs_.budget) - fixed;
+  return std::clamp<int64_t>(static_cast<int64_t>(room / per_sample), 1, kMaxCacheBatch);
+}
+
+double Planner::predicted_seconds(int64_t first, int64_t last, int64_t batch) const {
+  double step = 0, forward = 0;
+  for (int64_t i = first; i <= last; ++i) {
+    step += profile_.units[i].step_seconds_per_sample(batch);
+    forward += profile_.units[i].forward_seconds_per_sample;
+  }
+  const auto epochs = static_cast<double>(inputs_.epochs);
+  double seconds = epochs * (static_cast<double>(inputs_.train_samples) * step +
+                             static_cast<double>(inputs_.val_samples) * forward);
+  const bool last_block = last + 1 == static_cast<int64_t>(profile_.units.size());
+  if (!last_block)
+    seconds += static_cast<double>(inputs_.train_samples + inputs_.val_samples +
+                                   inputs_.test_samples) * forward;
+  return seconds;
+}
+
+Plan Planner::plan() const {
+  const auto n = static_cast<int64_t>(profile_.units.size());
+  Plan plan;
+  plan.budget_bytes = inputs_.budget;
+  for (const auto& u : profile_.units) plan.heads.push_back(u.head);
+  double smallest = 0;
+  for (int64_t i = 0; i < n; ++i) smallest = std::max(smallest, predicted_peak(i, i, 1));
+  plan.smallest_feasible_budget = static_cast<int64_t>(std::ceil(smallest));
+  if (inputs_.budget && static_cast<double>(*inputs_.budget) < smallest)
+    throw BudgetError("memory.budget " + format_size(*inputs_.budget, true) +
+                          " fits no plan for " + profile_.model +
+                          ": even one unit per block at batch 1 needs " +
+                          format_size(plan.smallest_feasible_budget, true) +
+                          "; the smallest budget that would work is " +
+                          format_size(plan.smallest_feasible_budget, true),
+                      plan.smallest_feasible_budget);
+
+  // best[j]: least predicted seconds to train units [0, j); from[j]: where its last block starts.
+  const double inf = std::numeric_limits<double>::infinity();
+  std::vector<double> best(n + 1, inf);
+  std::vector<int64_t> from(n + 1, -1), batch_of(n + 1, 0);
+  best[0] = 0;
+  for (int64_t j = 1; j <= n; ++j) {
+    for (int64_t a = 0; a < j; ++a) {
+      if (best[a] == inf) continue;
+      const int64_t batch = largest_batch(a, j - 1);
+      if (batch < 1) continue;
+      const double t = best[a] + predicted_seconds(a, j - 1, batch);
+      if (t < best[j]) {
+        best[j] = t;
+        from[j] = a;
+        batch_of[j] = batch;
+      }
+    }
+  }
+  TORCH_INTERNAL_ASSERT(best[n] < inf, "planner: singleton blocks fit, so a plan must exist");
+  std::vector<PlannedBlock> reversed;
+  for (int64_t j = n; j > 0; j = from[j]) {
+    PlannedBlock b;
+    b.first_unit = from[j];
+    b.last_unit = j - 1;
+    b.batch_size = batch_of[j];
+    b.epochs = inputs_.epochs;
+    b.lr = scaled_lr(inputs_.base_lr, b.batch_size, inputs_.reference_batch_size);
+    b.cache_batch_size = cache_batch(b.first_unit, b.last_unit);
+    b.predicted_peak_bytes =
+        static_cast<int64_t>(std::ceil(predicted_peak(b.first_unit, b.last_unit, b.batch_size)));
+    b.predicted_seconds = predicted_seconds(b.first_unit, b.last_unit, b.batch_size);
+    reversed.push_back(b);
+  }
+  plan.blocks.assign(reversed.rbegin(), reversed.rend());
+  plan.predicted_seconds = best[n];
+  return plan;
+}
+
+}  // namespace neuroflux

@@ -1,0 +1,118 @@
+#include "neuroflux/profile/profile.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <cstdio>
+
+#include "neuroflux/size_format.h"
+
+namespace neuroflux {
+
+using nlohmann::json;
+
+namespace {
+
+int64_t product(const std::vector<int64_t>& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+}  // namespace
+
+int64_t UnitProfile::input_bytes_per_sample() const { return 4 * product(input_shape); }
+int64_t UnitProfile::output_bytes_per_sample() const { return 4 * product(output_shape); }
+
+double UnitProfile::step_seconds_per_sample(int64_t batch) const {
+  if (step_seconds.empty()) return 0;
+  if (batch <= step_seconds.front().first) return step_seconds.front().second;
+  if (batch >= step_seconds.back().first) return step_seconds.back().second;
+  for (size_t i = 1; i < step_seconds.size(); ++i) {
+    const auto& [b1, t1] = step_seconds[i - 1];
+    const auto& [b2, t2] = step_seconds[i];
+    if (batch <= b2) {
+      const double f = std::log2(static_cast<double>(batch) / b1) /
+                       std::log2(static_cast<double>(b2) / b1);
+      return t1 + f * (t2 - t1);
+    }
+  }
+  return step_seconds.back().second;
+}
+
+json Profile::to_json() const {
+  json units_json = json::array();
+  for (const auto& u : units) {
+    json steps = json::array();
+    for (const auto& [b, t] : u.step_seconds) steps.push_back({{"batch", b}, {"seconds_per_sample", t}});
+    json peaks = json::array();
+    for (const auto& [b, p] : u.transient_peaks) peaks.push_back({{"batch", b}, {"bytes", p}});
+    units_json.push_back({{"unit", u.unit},
+                          {"input_shape", u.input_shape},
+                          {"output_shape", u.output_shape},
+                          {"head", u.head.to_json()},
+                          {"param_bytes", u.param_bytes},
+                          {"grad_bytes", u.grad_bytes},
+                          {"optimizer_bytes", u.optimizer_bytes},
+                          {"transient_static_bytes", u.transient_static},
+                          {"transient_bytes_per_sample", u.transient_per_sample},
+                          {"transient_peaks", peaks},
+                          {"step_seconds", steps},
+                          {"forward_seconds_per_sample", u.forward_seconds_per_sample}});
+  }
+  return {{"model", model}, {"device", device}, {"num_classes", num_classes},
+          {"seconds", seconds}, {"units", units_json}};
+}
+
+Profile Profile::from_json(const json& j) {
+  Profile p;
+  p.model = j.at("model");
+  p.device = j.at("device");
+  p.num_classes = j.at("num_classes");
+  p.seconds = j.value("seconds", 0.0);
+  for (const auto& u : j.at("units")) {
+    UnitProfile up;
+    up.unit = u.at("unit");
+    up.input_shape = u.at("input_shape").get<std::vector<int64_t>>();
+    up.output_shape = u.at("output_shape").get<std::vector<int64_t>>();
+    up.head = AuxHeadSpec::from_json(u.at("head"));
+    up.param_bytes = u.at("param_bytes");
+    up.grad_bytes = u.at("grad_bytes");
+    up.optimizer_bytes = u.at("optimizer_bytes");
+    up.transient_static = u.at("transient_static_bytes");
+    up.transient_per_sample = u.at("transient_bytes_per_sample");
+    for (const auto& s : u.at("step_seconds"))
+      up.step_seconds.emplace_back(s.at("batch").get<int64_t>(), s.at("seconds_per_sample").get<double>());
+    for (const auto& s : u.value("transient_peaks", json::array()))
+      up.transient_peaks.emplace_back(s.at("batch").get<int64_t>(), s.at("bytes").get<int64_t>());
+    up.forward_seconds_per_sample = u.at("forward_seconds_per_sample");
+    p.units.push_back(up);
+  }
+  return p;
+}
+
+std::string Profile::table() const {
+  std::string out = "| unit | output (CxHxW) | head (pool, F) | static | transient/sample | "
+                    "transient fixed | step us/sample |\n|---|---|---|---|---|---|---|\n";
+  char line[512];
+  for (const auto& u : units) {
+    const std::string head = u.head.classifier ? "classifier"
+                                               : std::to_string(u.head.pool) + ", " +
+                                                     std::to_string(u.head.width);
+    std::string steps;
+    for (const auto& [b, t] : u.step_seconds)
+      steps += (steps.empty() ? "" : " ") + std::to_string(b) + ":" +
+               std::to_string(static_cast<int64_t>(std::round(t * 1e6)));
+    std::snprintf(line, sizeof line, "| %lld | %lldx%lldx%lld | %s | %s | %s | %s | %s |\n",
+                  static_cast<long long>(u.unit), static_cast<long long>(u.output_shape[0]),
+                  static_cast<long long>(u.output_shape[1]),
+                  static_cast<long long>(u.output_shape[2]), head.c_str(),
+                  format_size(u.static_bytes()).c_str(),
+                  format_size(static_cast<int64_t>(u.transient_per_sample)).c_str(),
+                  format_size(static_cast<int64_t>(u.transient_static)).c_str(), steps.c_str());
+    out += line;
+  }
+  return out;
+}
+
+}  // namespace neuroflux

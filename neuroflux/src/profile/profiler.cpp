@@ -1,0 +1,212 @@
+#include "neuroflux/profile/profiler.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <limits>
+
+#include "neuroflux/local/unit_step.h"
+#include "neuroflux/memory_meter.h"
+#include "neuroflux/train/module_snapshot.h"
+#include "neuroflux/train/optim.h"
+#include "neuroflux/util/progress.h"
+
+namespace neuroflux {
+
+namespace {
+
+int64_t tensor_bytes(const std::vector<at::Tensor>& tensors) {
+  int64_t bytes = 0;
+  for (const auto& t : tensors) bytes += t.numel() * static_cast<int64_t>(t.element_size());
+  return bytes;
+}
+
+std::vector<int64_t> batch_shape(int64_t batch, const std::vector<int64_t>& sample) {
+  std::vector<int64_t> shape{batch};
+  shape.insert(shape.end(), sample.begin(), sample.end());
+  return shape;
+}
+
+/// Least-squares line through (batch, bytes); one point gives a line through the origin.
+std::pair<double, double> fit_line(const std::vector<std::pair<int64_t, int64_t>>& points) {
+  if (points.size() == 1)
+    return {0.0, static_cast<double>(points[0].second) / static_cast<double>(points[0].first)};
+  double n = 0, sx = 0, sy = 0, sxx = 0, sxy = 0;
+  for (const auto& [b, y] : points) {
+    const double x = static_cast<double>(b), v = static_cast<double>(y);
+    n += 1;
+    sx += x;
+    sy += v;
+    sxx += x * x;
+    sxy += x * v;
+  }
+  const double slope = (n * sxy - sx * sy) / (n * sxx - sx * sx);
+  const double intercept = (sy - slope * sx) / n;
+  // A negative intercept (allocator rounding, tiny maps) would under-predict small batches.
+  if (intercept < 0) return {0.0, std::max(slope, sy / sx)};
+  return {intercept, slope};
+}
+
+}  // namespace
+
+ProfilerOptions profiler_options(const Config& config) {
+  ProfilerOptions o;
+  o.max_batch = config.train.max_batch_size;
+  o.train = config.train;
+  return o;
+}
+
+Profiler::Profiler(ProfilerOptions options, c10::Device device)
+    : options_(std::move(options)), device_(device) {}
+
+UnitProfile Profiler::profile_unit(LocalModel& model, int64_t index) {
+  MemoryMeter& meter = MemoryMeter::of(device_);
+  auto& unit = model->chain()->unit(index);
+  auto& head = model->head(index);
+  const ModuleSnapshot unit_snapshot(*unit), head_snapshot(*head);
+  unit->train();
+  head->train();
+
+  UnitProfile p;
+  p.unit = index;
+  p.input_shape = model->chain()->output_shape(index - 1);
+  p.output_shape = model->chain()->output_shape(index);
+  p.head = model->specs()[index];
+  const auto params = model->unit_and_head_parameters(index);
+  p.param_bytes = tensor_bytes(params);
+  p.grad_bytes = p.param_bytes;
+  const bool has_momentum = options_.train.optimizer == "sgd" && options_.train.momentum > 0;
+  p.optimizer_bytes = options_.train.optimizer == "adam" ? 2 * p.param_bytes
+                      : has_momentum                     ? p.param_bytes
+                                                         : 0;
+
+  std::vector<int64_t> sizes;
+  for (int64_t b : options_.batch_sizes)
+    if (b <= options_.max_batch) sizes.push_back(b);
+  if (sizes.empty()) sizes.push_back(options_.max_batch);
+  const auto options = torch::TensorOptions(device_);
+  // Measured without a limit: the profile must also describe units that do not fit, so the
+  // planner can name the smallest budget that would.
+  MemoryLimitGuard unlimited(meter, std::nullopt);
+  for (const int64_t b : sizes) {
+    const at::Tensor x = torch::randn(batch_shape(b, p.input_shape), options);
+    const at::Tensor y = torch::randint(0, model->chain()->num_classes(), {b},
+                                        options.dtype(torch::kLong));
+    auto optimizer = make_optimizer(params, options_.train, options_.train.lr);
+    unit_step(unit, head, *optimizer, x, y);  // warm: gradients and optimizer state now exist
+    meter.reset_peak();
+    const int64_t before = meter.current();
+    double best = std::numeric_limits<double>::infinity();
+    for (int r = 0; r < options_.repeats; ++r) {
+      Stopwatch watch;
+      unit_step(unit, head, *optimizer, x, y);
+      best = std::min(best, watch.seconds());
+      if (r == 0) p.transient_peaks.emplace_back(b, meter.peak() - before);
+    }
+    p.step_seconds.emplace_back(b, best / static_cast<double>(b));
+    {
+      torch::NoGradGuard no_grad;
+      unit->eval();
+      Stopwatch watch;
+      unit->forward(x);
+      p.forward_seconds_per_sample = watch.seconds() / static_cast<double>(b);
+      unit->train();
+    }
+    for (auto& t : params) t.mutable_grad() = at::Tensor();
+  }
+  std::sort(p.step_seconds.begin(), p.step_seconds.end());
+  std::sort(p.transient_peaks.begin(), p.transient_peaks.end());
+  const auto [intercept, slope] = fit_line(p.transient_peaks);
+  p.transient_static = intercept;
+  p.transient_per_sample = slope;
+  unit_snapshot.restore(*unit);
+  head_snapshot.restore(*head);
+  return p;
+}
+
+Profile Profiler::profile(LocalModel& model) {
+  Stopwatch watch;
+  Profile profile;
+  profile.model = model->chain()->name();
+  profile.device = device_.str();
+  profile.num_classes = model->chain()->num_classes();
+  Progress progress("profiling", model->size(), "units/s", 10.0);
+  for (int64_t i = 0; i < model->size(); ++i) {
+    profile.units.push_back(profile_unit(model, i));
+    progress.update(i + 1);
+  }
+  progress.finish();
+  profile.seconds = watch.seconds();
+  return profile;
+}
+
+UnitCost Profiler::unit_cost(UnitChain& chain, int64_t index) {
+  MemoryMeter& meter = MemoryMeter::of(device_);
+  auto& unit = chain->unit(index);
+  const ModuleSnapshot snapshot(*unit);
+  unit->train();
+  UnitCost cost;
+  cost.output_shape = chain->output_shape(index);
+  const std::vector<int64_t> in_shape = chain->output_shape(index - 1);
+  std::vector<std::pair<int64_t, int64_t>> peaks;
+  for (int64_t b : {4, 16}) {
+    MemoryLimitGuard unlimited(meter, std::nullopt);
+    const at::Tensor x = torch::randn(batch_shape(b, in_shape), torch::TensorOptions(device_));
+    auto step = [&] {
+      at::Tensor out = unit->forward(x);
+      out.square().mean().backward();
+    };
+    step();
+    meter.reset_peak();
+    const int64_t before = meter.current();
+    double best = std::numeric_limits<double>::infinity();
+    for (int r = 0; r < options_.repeats; ++r) {
+      Stopwatch watch;
+      step();
+      best = std::min(best, watch.seconds());
+    }
+    peaks.emplace_back(b, meter.peak() - before);
+    cost.seconds_per_sample = best / static_cast<double>(b);
+    for (auto& t : unit->parameters()) t.mutable_grad() = at::Tensor();
+  }
+  cost.activation_bytes_per_sample = fit_line(peaks).second;
+  snapshot.restore(*unit);
+  return cost;
+}
+
+double Profiler::head_seconds_per_sample(const std::vector<int64_t>& input_shape,
+                                         const AuxHeadSpec& spec, int64_t num_classes) {
+  constexpr int64_t kBatch = 16;
+  MemoryLimitGuard unlimited(MemoryMeter::of(device_), std::nullopt);
+  torch::nn::Sequential head = make_aux_head(input_shape, spec, num_classes);
+  head->to(device_);
+  const at::Tensor x = torch::randn(batch_shape(kBatch, input_shape), torch::TensorOptions(device_));
+  auto step = [&] { head->forward(x).square().mean().backward(); };
+  step();
+  double best = std::numeric_limits<double>::infinity();
+  for (int r = 0; r < options_.repeats; ++r) {
+    Stopwatch watch;
+    step();
+    best = std::min(best, watch.seconds());
+  }
+  return best / kBatch;
+}
+
+std::vector<AuxHeadSpec> choose_head_specs(const Config& config, UnitChain& chain,
+                                           Profiler& profiler) {
+  const int64_t n = chain->size();
+  if (config.neuroflux.aux == "fixed") return fixed_head_specs(n, config.neuroflux.aux_width);
+  std::vector<AuxHeadSpec> specs(n);
+  for (int64_t i = 0; i + 1 < n; ++i) {
+    const UnitCost cost = profiler.unit_cost(chain, i);
+    specs[i] = choose_adaptive_head(
+        cost, config.neuroflux.aux_memory_fraction, config.neuroflux.aux_compute_fraction,
+        [&](const AuxHeadSpec& spec) {
+          return profiler.head_seconds_per_sample(cost.output_shape, spec, chain->num_classes());
+        });
+  }
+  specs.back() = AuxHeadSpec{1, 0, true};
+  return specs;
+}
+
+}  // namespace neuroflux

@@ -1,0 +1,169 @@
+#include "neuroflux/train/backprop_trainer.h"
+
+#include <torch/torch.h>
+
+#include "neuroflux/errors.h"
+#include "neuroflux/exit/exported_model.h"
+#include "neuroflux/memory_meter.h"
+#include "neuroflux/size_format.h"
+#include "neuroflux/train/batch_size_search.h"
+#include "neuroflux/train/block_input.h"
+#include "neuroflux/train/checkpoint.h"
+#include "neuroflux/train/evaluate.h"
+#include "neuroflux/train/module_snapshot.h"
+#include "neuroflux/train/optim.h"
+#include "neuroflux/util/atomic_file.h"
+#include "neuroflux/util/progress.h"
+#include "train/training_loop.h"
+
+namespace neuroflux {
+
+using nlohmann::json;
+
+int64_t choose_batch_size(const Config& config, MemoryMeter& meter,
+                          const std::function<void(int64_t)>& trial, const std::string& what) {
+  const TrainConfig& t = config.train;
+  if (t.batch_size == 0) {
+    if (!config.memory.budget) return t.max_batch_size;
+    return largest_fitting_batch(meter, config.memory.budget, t.max_batch_size, trial, what)
+        .batch_size;
+  }
+  if (config.memory.budget)
+    require_batch_fits(meter, config.memory.budget, t.batch_size, trial, what);
+  return t.batch_size;
+}
+
+BackpropTrainer::BackpropTrainer(TrainingSetup setup) : setup_(std::move(setup)) {}
+
+Report BackpropTrainer::fit(UnitChain model, const data::DataSplits& data) {
+  const Config& config = setup_.config;
+  const c10::Device device = setup_.device;
+  MemoryMeter& meter = MemoryMeter::of(device);
+  model->to(device);
+  model->train();
+  const std::string what = "backprop " + model->name();
+  Checkpointer checkpointer(setup_.out_dir.empty() ? "" : setup_.out_dir + "/checkpoint");
+  const std::optional<json> saved =
+      setup_.resume && !setup_.out_dir.empty() ? checkpointer.peek() : std::nullopt;
+  if (saved) check_resumable(saved->at("state"), config, checkpointer.dir());
+
+  int64_t batch_size = 0;
+  if (saved) {
+    batch_size = saved->at("state").at("batch_size");
+  } else {
+    const ModuleSnapshot snapshot(*model);
+    auto trial = [&](int64_t b) {
+      auto optimizer = make_optimizer(model->parameters(), config.train, config.train.lr);
+      const at::Tensor x = torch::randn({b, data.channels, data.height, data.width},
+                                        torch::TensorOptions(device));
+      const at::Tensor y = torch::randint(0, data.num_classes, {b},
+                                          torch::TensorOptions(device).dtype(torch::kLong));
+      // Two steps: the second runs with the optimizer state and gradients the first created.
+      for (int step = 0; step < 2; ++step) {
+        optimizer->zero_grad();
+        torch::cross_entropy_loss(model->forward(x), y).backward();
+        optimizer->step();
+      }
+      for (auto& p : model->parameters()) p.mutable_grad() = at::Tensor();
+    };
+    batch_size = choose_batch_size(config, meter, trial, what);
+    snapshot.restore(*model);
+  }
+
+  auto optimizer = make_optimizer(model->parameters(), config.train, config.train.lr);
+  LoopState state;
+  if (saved) {
+    state = LoopState::from_json(*checkpointer.load(*model, optimizer.get()));
+    log_line("resuming " + what + " after epoch " + std::to_string(state.epochs_done));
+  }
+
+  Report report = make_report_skeleton(config, *model, data, device);
+  const auto input = data_input(data, config, device);
+  meter.reset_peak();
+  {
+    MemoryLimitGuard limit(meter, config.memory.budget);
+    const int64_t eval_batch = config.train.eval_batch_size > 0 ? config.train.eval_batch_size
+                                                                : batch_size;
+    for (int64_t epoch = state.epochs_done; epoch < config.train.epochs; ++epoch) {
+      const double lr = scheduled_lr(config.train, config.train.lr, epoch, config.train.epochs);
+      set_learning_rate(*optimizer, lr);
+      model->train();
+      const EpochStats stats = run_epoch(
+          *input, batch_size, epoch,
+          "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(config.train.epochs),
+          [&](const at::Tensor& x, const at::Tensor& y) {
+            optimizer->zero_grad();
+            const at::Tensor logits = model->forward(x);
+            const at::Tensor loss = torch::cross_entropy_loss(logits, y);
+            loss.backward();
+            optimizer->step();
+            return StepResult{loss.detach(), logits.detach().argmax(1).eq(y).sum()};
+          });
+      state.train_seconds += stats.seconds;
+
+      Stopwatch eval_watch;
+      model->eval();
+      const EvalResult val = evaluate([&](const at::Tensor& x) { return model->forward(x); },
+                                      data.val, eval_batch, device);
+      const double eval_seconds = eval_watch.seconds();
+      state.eval_seconds += eval_seconds;
+
+      HistoryEntry entry;
+      entry.block = 0;
+      entry.epoch = epoch + 1;
+      entry.train_loss = stats.loss;
+      entry.train_accuracy = stats.accuracy;
+      entry.val_accuracy = val.accuracy;
+      entry.seconds = state.train_seconds;
+      entry.epoch_seconds = stats.seconds;
+      entry.eval_seconds = eval_seconds;
+      entry.lr = lr;
+      entry.batch_size = batch_size;
+      state.history.push_back(entry);
+      state.epochs_done = epoch + 1;
+      state.peak_bytes = std::max(state.peak_bytes, meter.peak());
+      log_line(what + " epoch " + std::to_string(epoch + 1) + ": loss " +
+               std::to_string(stats.loss) + ", val accuracy " + std::to_string(val.accuracy) +
+               ", " + std::to_string(stats.seconds) + " s");
+      if (!setup_.out_dir.empty()) {
+        json s = state.to_json();
+        s["batch_size"] = batch_size;
+        s["config"] = resumable_config(config);
+        checkpointer.save(*model, optimizer.get(), s, epoch + 1);
+      }
+    }
+    model->eval();
+    Stopwatch eval_watch;
+    report.final.val_accuracy =
+        state.history.empty() ? 0.0 : state.history.back().val_accuracy;
+    report.final.test_accuracy =
+        evaluate([&](const at::Tensor& x) { return model->forward(x); }, data.test, eval_batch,
+                 device)
+            .accuracy;
+    state.eval_seconds += eval_watch.seconds();
+  }
+  state.peak_bytes = std::max(state.peak_bytes, meter.peak());
+
+  report.peak_memory_bytes = state.peak_bytes;
+  report.train_seconds = state.train_seconds;
+  report.eval_seconds = state.eval_seconds;
+  report.history = state.history;
+  report.final.params = report.full_model_params;
+  report.final.exit_unit = model->size() - 1;
+  BlockReport block;
+  block.first_unit = 0;
+  block.last_unit = model->size() - 1;
+  block.batch_size = batch_size;
+  block.epochs = config.train.epochs;
+  block.peak_memory_bytes = state.peak_bytes;
+  block.seconds = state.train_seconds;
+  report.blocks.push_back(block);
+
+  if (!setup_.out_dir.empty()) {
+    save_full_chain(model, config, setup_.out_dir + "/model.pt");
+    report.write(setup_.out_dir);
+  }
+  return report;
+}
+
+}  // namespace neuroflux

@@ -1,0 +1,190 @@
+#include "neuroflux/train/block_input.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/torch.h>
+
+#include "train/training_loop.h"
+
+namespace neuroflux {
+
+const char* split_name(Split split) {
+  switch (split) {
+    case Split::kTrain: return "train";
+    case Split::kVal: return "val";
+    case Split::kTest: return "test";
+  }
+  return "?";
+}
+
+at::Tensor epoch_order(int64_t n, uint64_t seed, int64_t epoch) {
+  // Must stay the formula CacheBatchLoader uses (see src/cache), so cached and recomputed inputs
+  // arrive in one order.
+  at::Generator generator =
+      at::make_generator<at::CPUGeneratorImpl>(seed * 1000003ULL + static_cast<uint64_t>(epoch) + 29);
+  return torch::randperm(n, generator, torch::kLong);
+}
+
+namespace {
+
+const data::ImageSet& split_of(const data::DataSplits& data, Split split) {
+  switch (split) {
+    case Split::kTrain: return data.train;
+    case Split::kVal: return data.val;
+    default: return data.test;
+  }
+}
+
+void in_order_of_set(const data::ImageSet& set, int64_t batch_size, const c10::Device& device,
+                     const BatchFn& fn) {
+  for (int64_t start = 0; start < set.size(); start += batch_size) {
+    const int64_t len = std::min(batch_size, set.size() - start);
+    // A copy, not a view: the batch is device working memory, like any gathered batch.
+    fn(set.images.narrow(0, start, len).to(at::TensorOptions(device), false, true),
+       set.labels.narrow(0, start, len).to(device));
+  }
+}
+
+class DataInput final : public BlockInput {
+ public:
+  DataInput(const data::DataSplits& data, const Config& config, const c10::Device& device)
+      : data_(data), config_(config), device_(device) {}
+
+  void train_epoch(int64_t batch_size, int64_t epoch, const BatchFn& fn) override {
+    const auto seed = static_cast<uint64_t>(config_.seed);
+    data::BatchSampler sampler(data_.train, batch_size, /*shuffle=*/true, seed, epoch);
+    at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(
+        seed * 1000003ULL + static_cast<uint64_t>(epoch) + 17);
+    const int64_t padding = augment_padding(data_.height);
+    for (int64_t i = 0; i < sampler.num_batches(); ++i) {
+      auto [x, y] = sampler.batch(i);
+      if (config_.data.augment) x = data::augment_batch(x, padding, generator);
+      fn(x.to(device_), y.to(device_));
+    }
+  }
+
+  void in_order(Split split, int64_t batch_size, const BatchFn& fn) override {
+    in_order_of_set(split_of(data_, split), batch_size, device_, fn);
+  }
+
+  int64_t size(Split split) const override { return split_of(data_, split).size(); }
+
+ private:
+  const data::DataSplits& data_;
+  const Config& config_;
+  c10::Device device_;
+};
+
+class CacheInput final : public BlockInput {
+ public:
+  CacheInput(std::array<std::shared_ptr<const ActivationCache>, 3> caches,
+             const data::DataSplits& data, const Config& config, const c10::Device& device)
+      : caches_(std::move(caches)), data_(data), config_(config), device_(device) {}
+
+  void train_epoch(int64_t batch_size, int64_t epoch, const BatchFn& fn) override {
+    CacheBatchLoader loader(caches_[0], data_.train.labels, batch_size, /*shuffle=*/true,
+                            static_cast<uint64_t>(config_.seed), epoch);
+    at::Tensor x, y;
+    while (loader.next(x, y)) fn(x.to(device_), y.to(device_));
+  }
+
+  void in_order(Split split, int64_t batch_size, const BatchFn& fn) override {
+    const auto& cache = caches_[static_cast<int>(split)];
+    const auto& labels = split_of(data_, split).labels;
+    for (int64_t start = 0; start < cache->count(); start += batch_size) {
+      const int64_t len = std::min(batch_size, cache->count() - start);
+      fn(cache->slice(start, len).to(device_), labels.narrow(0, start, len).to(device_));
+    }
+  }
+
+  int64_t size(Split split) const override { return caches_[static_cast<int>(split)]->count(); }
+
+ private:
+  std::array<std::shared_ptr<const ActivationCache>, 3> caches_;
+  const data::DataSplits& data_;
+  const Config& config_;
+  c10::Device device_;
+};
+
+class RecomputeInput final : public BlockInput {
+ public:
+  RecomputeInput(const data::DataSplits& data, const Config& config, LocalModel model,
+                 int64_t first, const c10::Device& device)
+      : data_(data), config_(config), model_(std::move(model)), first_(first), device_(device) {}
+
+  void train_epoch(int64_t batch_size, int64_t epoch, const BatchFn& fn) override {
+    const at::Tensor order = epoch_order(data_.train.size(), static_cast<uint64_t>(config_.seed), epoch);
+    for (int64_t start = 0; start < order.size(0); start += batch_size) {
+      const at::Tensor idx = order.narrow(0, start, std::min(batch_size, order.size(0) - start));
+      fn(frozen(data_.train.images.index_select(0, idx).to(device_)),
+         data_.train.labels.index_select(0, idx).to(device_));
+    }
+  }
+
+  void in_order(Split split, int64_t batch_size, const BatchFn& fn) override {
+    in_order_of_set(split_of(data_, split), batch_size, device_,
+                    [&](const at::Tensor& x, const at::Tensor& y) { fn(frozen(x), y); });
+  }
+
+  int64_t size(Split split) const override { return split_of(data_, split).size(); }
+
+ private:
+  at::Tensor frozen(const at::Tensor& x) {
+    torch::NoGradGuard no_grad;
+    for (int64_t i = 0; i < first_; ++i) model_->chain()->unit(i)->eval();
+    return model_->chain()->forward_units(x, 0, first_);
+  }
+
+  const data::DataSplits& data_;
+  const Config& config_;
+  LocalModel model_;
+  int64_t first_;
+  c10::Device device_;
+};
+
+}  // namespace
+
+std::unique_ptr<BlockInput> data_input(const data::DataSplits& data, const Config& config,
+                                       const c10::Device& device) {
+  return std::make_unique<DataInput>(data, config, device);
+}
+
+std::unique_ptr<BlockInput> cache_input(std::shared_ptr<const ActivationCache> train,
+                                        std::shared_ptr<const ActivationCache> val,
+                                        std::shared_ptr<const ActivationCache> test,
+                                        const data::DataSplits& data, const Config& config,
+                                        const c10::Device& device) {
+  return std::make_unique<CacheInput>(
+      std::array<std::shared_ptr<const ActivationCache>, 3>{std::move(train), std::move(val),
+                                                            std::move(test)},
+      data, config, device);
+}
+
+std::unique_ptr<BlockInput> recompute_input(const data::DataSplits& data, const Config& config,
+                                            LocalModel model, int64_t first,
+                                            const c10::Device& device) {
+  return std::make_unique<RecomputeInput>(data, config, std::move(model), first, device);
+}
+
+SplitCaches write_block_caches(LocalModel& model, BlockInput& input, int64_t first, int64_t last,
+                               int64_t batch_size, const CacheOptions& options,
+                               const std::function<std::string(Split)>& path, uint64_t key) {
+  torch::NoGradGuard no_grad;
+  for (int64_t i = first; i <= last; ++i) model->chain()->unit(i)->eval();
+  const std::vector<int64_t> shape = model->chain()->output_shape(first <= last ? last : first - 1);
+  SplitCaches caches;
+  for (Split split : {Split::kTrain, Split::kVal, Split::kTest}) {
+    CacheOptions split_options = options;
+    split_options.path = path(split);
+    auto cache = ActivationCache::create(split_options, shape, input.size(split), key);
+    int64_t offset = 0;
+    input.in_order(split, batch_size, [&](const at::Tensor& x, const at::Tensor&) {
+      cache->write(offset, first <= last ? model->chain()->forward_units(x, first, last + 1) : x);
+      offset += x.size(0);
+    });
+    cache->finish();
+    caches[static_cast<int>(split)] = cache;
+  }
+  return caches;
+}
+
+}  // namespace neuroflux

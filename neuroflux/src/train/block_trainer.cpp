@@ -1,0 +1,121 @@
+#include "neuroflux/train/block_trainer.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <memory>
+
+#include "neuroflux/local/unit_step.h"
+#include "neuroflux/models/sequential_stage.h"
+#include "neuroflux/train/module_snapshot.h"
+#include "neuroflux/train/optim.h"
+#include "neuroflux/util/progress.h"
+#include "train/training_loop.h"
+
+namespace neuroflux {
+
+std::vector<double> evaluate_block_heads(LocalModel& model, BlockInput& input, Split split,
+                                         int64_t first, int64_t last, int64_t batch_size) {
+  torch::NoGradGuard no_grad;
+  for (int64_t i = first; i <= last; ++i) {
+    model->chain()->unit(i)->eval();
+    model->head(i)->eval();
+  }
+  std::vector<double> correct(static_cast<size_t>(last - first + 1), 0.0);
+  int64_t seen = 0;
+  input.in_order(split, batch_size, [&](const at::Tensor& x, const at::Tensor& y) {
+    at::Tensor h = x;
+    for (int64_t i = first; i <= last; ++i) {
+      h = model->chain()->unit(i)->forward(h);
+      correct[i - first] += model->head(i)->forward(h).argmax(1).eq(y).sum().item<double>();
+    }
+    seen += x.size(0);
+  });
+  for (auto& c : correct) c /= std::max<int64_t>(1, seen);
+  return correct;
+}
+
+BlockOutcome train_block(LocalModel& model, BlockInput& input, const BlockTrainingOptions& o,
+                         const Config& config, const c10::Device& device) {
+  (void)device;
+  const int64_t first = o.first_unit, last = o.last_unit;
+  std::vector<std::unique_ptr<torch::optim::Optimizer>> optimizers;
+  for (int64_t i = first; i <= last; ++i)
+    optimizers.push_back(make_optimizer(model->unit_and_head_parameters(i), config.train, o.lr));
+
+  // The block's modules, to keep the best evaluation's weights (in untracked host memory).
+  torch::nn::Sequential block;
+  for (int64_t i = first; i <= last; ++i) {
+    block->push_back(as_stage(model->chain()->unit(i)));
+    block->push_back(as_stage(model->head(i)));
+  }
+  std::unique_ptr<ModuleSnapshot> best_weights;
+
+  BlockOutcome outcome;
+  double best = -1.0;
+  int64_t since_improvement = 0;
+  const std::string name = "block " + std::to_string(o.block_index) + " (units " +
+                           std::to_string(first) + "-" + std::to_string(last) + ")";
+  for (int64_t epoch = 0; epoch < o.max_epochs; ++epoch) {
+    const double lr = scheduled_lr(config.train, o.lr, epoch, o.max_epochs);
+    for (auto& opt : optimizers) set_learning_rate(*opt, lr);
+    for (int64_t i = first; i <= last; ++i) {
+      model->chain()->unit(i)->train();
+      model->head(i)->train();
+    }
+    const EpochStats stats = run_epoch(
+        input, o.batch_size, epoch,
+        name + " epoch " + std::to_string(epoch + 1) + "/" + std::to_string(o.max_epochs),
+        [&](const at::Tensor& x, const at::Tensor& y) {
+          at::Tensor h = x;
+          UnitStepResult r;
+          for (int64_t i = first; i <= last; ++i) {
+            r = unit_step(model->chain()->unit(i), model->head(i), *optimizers[i - first], h, y);
+            h = r.output;
+          }
+          // The block's deepest head stands for the block's training loss.
+          return StepResult{r.loss, r.correct};
+        });
+    const double epoch_seconds = stats.seconds;
+    outcome.train_seconds += epoch_seconds;
+
+    Stopwatch eval_watch;
+    const std::vector<double> heads =
+        evaluate_block_heads(model, input, Split::kVal, first, last, o.eval_batch_size);
+    const double eval_seconds = eval_watch.seconds();
+    outcome.eval_seconds += eval_seconds;
+    const double block_best = *std::max_element(heads.begin(), heads.end());
+
+    HistoryEntry entry;
+    entry.block = o.block_index;
+    entry.epoch = epoch + 1;
+    entry.train_loss = stats.loss;
+    entry.train_accuracy = stats.accuracy;
+    entry.val_accuracy = block_best;
+    entry.seconds = o.seconds_before + outcome.train_seconds;
+    entry.epoch_seconds = epoch_seconds;
+    entry.eval_seconds = eval_seconds;
+    entry.lr = lr;
+    entry.batch_size = o.batch_size;
+    entry.head_val_accuracy = heads;
+    outcome.history.push_back(entry);
+    outcome.epochs_run = epoch + 1;
+    log_line(name + " epoch " + std::to_string(epoch + 1) + ": loss " +
+             std::to_string(entry.train_loss) + ", best head val accuracy " +
+             std::to_string(block_best) + ", " + std::to_string(epoch_seconds) + " s");
+
+    if (block_best > best + o.min_delta || best < 0) {
+      best = std::max(best, block_best);
+      since_improvement = 0;
+      outcome.best_epoch = epoch + 1;
+      outcome.head_val_accuracy = heads;
+      best_weights = std::make_unique<ModuleSnapshot>(*block);
+    } else if (o.patience > 0 && ++since_improvement >= o.patience) {
+      break;
+    }
+  }
+  if (best_weights) best_weights->restore(*block);
+  return outcome;
+}
+
+}  // namespace neuroflux

@@ -1,0 +1,40 @@
+#include "neuroflux/train/device_residency.h"
+
+#include <torch/torch.h>
+
+#include "neuroflux/memory_meter.h"
+
+namespace neuroflux {
+namespace {
+
+void copy_all(torch::nn::Module& module, const c10::Device& target, bool untracked) {
+  torch::NoGradGuard no_grad;
+  auto move = [&](at::Tensor& t) {
+    if (!t.defined()) return;
+    at::Tensor copy;
+    if (untracked) {
+      UntrackedScope scope;
+      copy = t.to(at::TensorOptions(target), false, /*copy=*/true);
+    } else {
+      copy = t.to(at::TensorOptions(target), false, /*copy=*/true);
+    }
+    t.set_data(copy);
+  };
+  for (auto& p : module.parameters()) {
+    move(p);
+    p.mutable_grad() = at::Tensor();  // gradients never travel: they are rebuilt on the device
+  }
+  for (auto& b : module.buffers()) move(b);
+}
+
+}  // namespace
+
+void move_to_host(torch::nn::Module& module, const c10::Device& device) {
+  copy_all(module, c10::Device(c10::kCPU), /*untracked=*/device.is_cpu());
+}
+
+void move_to_device(torch::nn::Module& module, const c10::Device& device) {
+  copy_all(module, device, /*untracked=*/false);
+}
+
+}  // namespace neuroflux

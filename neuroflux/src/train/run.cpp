@@ -1,0 +1,83 @@
+#include "neuroflux/train/run.h"
+
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "neuroflux/data/data_splits.h"
+#include "neuroflux/errors.h"
+#include "neuroflux/memory_meter.h"
+#include "neuroflux/models/model_zoo.h"
+#include "neuroflux/train/backprop_trainer.h"
+#include "neuroflux/train/local_trainer.h"
+#include "neuroflux/train/neuroflux_trainer.h"
+#include "neuroflux/util/atomic_file.h"
+#include "neuroflux/util/progress.h"
+
+namespace neuroflux {
+
+void configure_threads(int64_t threads) {
+  const auto cores = static_cast<int64_t>(std::max(1u, std::thread::hardware_concurrency()));
+  at::set_num_threads(static_cast<int>(threads > 0 ? threads : cores));
+}
+
+c10::Device parse_device(const std::string& text) {
+  c10::Device device(c10::kCPU);
+  try {
+    device = c10::Device(text);
+  } catch (const c10::Error&) {
+    throw ConfigError("/device: expected \"cpu\", \"cuda\" or \"cuda:N\", got \"" + text + "\"");
+  }
+  if (device.is_cuda() && !torch::cuda::is_available())
+    throw ConfigError("/device: \"" + text +
+                      "\" requested but no CUDA device is usable (this build or machine has none)");
+  return device;
+}
+
+PreparedRun prepare_run(const Config& config) {
+  configure_threads(config.threads);
+  const c10::Device device = parse_device(config.device);
+  MemoryMeter& meter = MemoryMeter::of(device);  // installs the CPU tracking allocator early
+  (void)meter;
+  torch::manual_seed(static_cast<uint64_t>(config.seed));
+
+  Stopwatch load_watch;
+  data::DataSplits splits = data::load_splits(config.data, static_cast<uint64_t>(config.seed));
+  log_line("data " + config.data.name + ": " + std::to_string(splits.train.size()) + " train, " +
+           std::to_string(splits.val.size()) + " val, " + std::to_string(splits.test.size()) +
+           " test, " + std::to_string(splits.channels) + "x" + std::to_string(splits.height) +
+           "x" + std::to_string(splits.width) + " (" + std::to_string(load_watch.seconds()) +
+           " s)");
+  if (config.model.in_channels != 0 && config.model.in_channels != splits.channels)
+    throw ConfigError("/model/in_channels: " + std::to_string(config.model.in_channels) +
+                      " does not match the data set's " + std::to_string(splits.channels) +
+                      " channels");
+  const int64_t num_classes =
+      config.model.num_classes != 0 ? config.model.num_classes : splits.num_classes;
+  if (num_classes < splits.num_classes)
+    throw ConfigError("/model/num_classes: " + std::to_string(num_classes) +
+                      " is fewer than the data set's " + std::to_string(splits.num_classes) +
+                      " classes");
+  UnitChain model = build_model(config.model, {splits.channels, splits.height, splits.width},
+                                num_classes);
+  return {splits, model, device};
+}
+
+Report run_training(const Config& config, bool resume) {
+  PreparedRun run = prepare_run(config);
+
+  TrainingSetup setup;
+  setup.config = config;
+  setup.device = run.device;
+  setup.out_dir = config.output.dir;
+  setup.resume = resume;
+  std::filesystem::create_directories(setup.out_dir);
+  write_file_atomic(setup.out_dir + "/config.json", config.to_json().dump(2) + "\n");
+
+  if (config.method == "backprop") return BackpropTrainer(setup).fit(run.model, run.data);
+  if (config.method == "local") return LocalTrainer(setup).fit(run.model, run.data);
+  return NeuroFluxTrainer(setup).fit(run.model, run.data);
+}
+
+}  // namespace neuroflux

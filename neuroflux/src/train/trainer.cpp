@@ -1,0 +1,83 @@
+#include "neuroflux/trainer.h"
+
+#include <torch/torch.h>
+
+#include <filesystem>
+
+#include "neuroflux/exit/exported_model.h"
+#include "neuroflux/memory_meter.h"
+#include "neuroflux/train/backprop_trainer.h"
+#include "neuroflux/train/local_trainer.h"
+#include "neuroflux/train/neuroflux_trainer.h"
+#include "neuroflux/train/run.h"
+
+namespace neuroflux {
+
+Config TrainerOptions::to_config() const {
+  Config c;
+  c.method = method_;
+  c.device = device_;
+  c.seed = seed_;
+  c.threads = threads_;
+  c.memory.budget = budget_bytes_;
+  c.train.epochs = epochs_;
+  c.train.batch_size = batch_size_;
+  c.train.max_batch_size = std::max(max_batch_size_, batch_size_);
+  c.train.optimizer = optimizer_;
+  c.train.lr = lr_;
+  c.train.momentum = momentum_;
+  c.train.weight_decay = weight_decay_;
+  c.data.augment = augment_;
+  c.data.name = "user";
+  c.model.name = "user";
+  c.neuroflux.exit_tolerance = exit_tolerance_;
+  c.output.dir = out_dir_;
+  return c;
+}
+
+Trainer::Trainer(TrainerOptions options) : options_(std::move(options)) {}
+
+FitResult Trainer::fit(UnitChain chain, const data::ImageDataset& train,
+                       const data::ImageDataset& val,
+                       const std::optional<data::ImageDataset>& test) {
+  TORCH_CHECK(options_.method() == "neuroflux" || options_.method() == "local" ||
+                  options_.method() == "backprop",
+              "TrainerOptions::method: expected neuroflux, local or backprop, got ",
+              options_.method());
+  const Config config = options_.to_config();
+  configure_threads(config.threads);
+  MemoryMeter::of(parse_device(config.device));
+  torch::manual_seed(static_cast<uint64_t>(config.seed));
+
+  data::DataSplits splits;
+  splits.train = train.set();
+  splits.val = val.set();
+  splits.test = test ? test->set() : val.set();
+  const auto& images = splits.train.images;
+  TORCH_CHECK(images.dim() == 4, "Trainer::fit: training images must be [N, C, H, W], got ",
+              images.sizes());
+  splits.channels = images.size(1);
+  splits.height = images.size(2);
+  splits.width = images.size(3);
+  splits.num_classes = std::max(splits.train.num_classes, chain->num_classes());
+
+  TrainingSetup setup;
+  setup.config = config;
+  setup.device = parse_device(config.device);
+  setup.out_dir = config.output.dir;
+  if (!setup.out_dir.empty()) std::filesystem::create_directories(setup.out_dir);
+
+  FitResult result;
+  if (config.method == "neuroflux") {
+    NeuroFluxTrainer trainer(setup);
+    result.report = trainer.fit(chain, splits);
+    result.exported = trainer.exported();
+  } else {
+    result.report = config.method == "local" ? LocalTrainer(setup).fit(chain, splits)
+                                             : BackpropTrainer(setup).fit(chain, splits);
+    result.exported = exit_network(chain, chain->size() - 1, chain->classifier());
+  }
+  return result;
+}
+
+}  // namespace neuroflux

@@ -1,0 +1,91 @@
+#include "train/training_loop.h"
+
+#include <torch/torch.h>
+
+#include "neuroflux/errors.h"
+#include "neuroflux/util/progress.h"
+
+namespace neuroflux {
+
+using nlohmann::json;
+
+int64_t augment_padding(int64_t height) { return height >= 32 ? 4 : 2; }
+
+EpochStats run_epoch(BlockInput& input, int64_t batch_size, int64_t epoch,
+                     const std::string& label,
+                     const std::function<StepResult(const at::Tensor&, const at::Tensor&)>& step) {
+  Progress progress(label, input.size(Split::kTrain), "img/s");
+  Stopwatch watch;
+  at::Tensor loss_sum = torch::zeros({}, torch::kDouble);
+  at::Tensor correct = torch::zeros({}, torch::kLong);
+  int64_t seen = 0, batches = 0;
+  input.train_epoch(batch_size, epoch, [&](const at::Tensor& x, const at::Tensor& y) {
+    const StepResult r = step(x, y);
+    loss_sum += r.loss.to(torch::kCPU).to(torch::kDouble) * x.size(0);
+    correct += r.correct.to(torch::kCPU);
+    seen += x.size(0);
+    if (Progress::on_terminal() || ++batches % 16 == 0)
+      progress.update(seen, "loss " + std::to_string(loss_sum.item<double>() / seen).substr(0, 6));
+  });
+  EpochStats stats;
+  stats.seconds = watch.seconds();
+  stats.samples = seen;
+  stats.loss = seen > 0 ? loss_sum.item<double>() / seen : 0.0;
+  stats.accuracy = seen > 0 ? static_cast<double>(correct.item<int64_t>()) / seen : 0.0;
+  progress.finish("loss " + std::to_string(stats.loss).substr(0, 6));
+  return stats;
+}
+
+json LoopState::to_json() const {
+  return {{"epochs_done", epochs_done}, {"train_seconds", train_seconds},
+          {"eval_seconds", eval_seconds}, {"peak_bytes", peak_bytes},
+          {"history", history_to_json(history)}};
+}
+
+LoopState LoopState::from_json(const json& state) {
+  LoopState s;
+  s.epochs_done = state.at("epochs_done");
+  s.train_seconds = state.at("train_seconds");
+  s.eval_seconds = state.at("eval_seconds");
+  s.peak_bytes = state.at("peak_bytes");
+  s.history = history_from_json(state.at("history"));
+  return s;
+}
+
+json resumable_config(const Config& config) {
+  json j = config.to_json();
+  j.erase("output");   // the same run may be resumed from a moved directory
+  j.erase("threads");  // and with another thread count
+  return j;
+}
+
+void check_resumable(const json& state, const Config& config, const std::string& where) {
+  if (!state.contains("config")) return;
+  const json now = resumable_config(config);
+  if (state.at("config") == now) return;
+  const json diff = json::diff(state.at("config"), now);
+  std::string paths;
+  for (const auto& d : diff) paths += (paths.empty() ? "" : ", ") + d.value("path", std::string());
+  throw ConfigError(where + ": the checkpoint was written with a different config (" + paths +
+                    "); resume with the same config or use a new output.dir");
+}
+
+Report make_report_skeleton(const Config& config, UnitChainImpl& model,
+                            const data::DataSplits& data, const c10::Device& device) {
+  Report r;
+  r.method = config.method;
+  r.model = model.name();
+  r.dataset = config.data.name;
+  r.device = device.str();
+  r.budget_bytes = config.memory.budget;
+  r.epochs = config.train.epochs;
+  r.full_model_params = model.parameter_count();
+  r.config = config.to_json();
+  r.extra["threads"] = at::get_num_threads();
+  r.extra["train_samples"] = data.train.size();
+  r.extra["val_samples"] = data.val.size();
+  r.extra["test_samples"] = data.test.size();
+  return r;
+}
+
+}  // namespace neuroflux

@@ -1,0 +1,59 @@
+// Pieces every trainer's epoch loop shares: iterating shuffled (augmented) batches with progress,
+// the resumable loop state and the report's common fields.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <nlohmann/json.hpp>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "neuroflux/config.h"
+#include "neuroflux/data/data_splits.h"
+#include "neuroflux/models/unit_chain.h"
+#include "neuroflux/report.h"
+#include "neuroflux/train/block_input.h"
+
+namespace neuroflux {
+
+struct StepResult {
+  at::Tensor loss;      ///< mean loss of the batch (0-dim)
+  at::Tensor correct;   ///< number of correct predictions (0-dim)
+};
+
+struct EpochStats {
+  double loss = 0, accuracy = 0, seconds = 0;
+  int64_t samples = 0;
+};
+
+/// One training epoch of `input` (shuffled by (seed, epoch), augmented for the data set when the
+/// config says so) in batches of `batch_size`, with progress; `step` trains on each batch.
+EpochStats run_epoch(BlockInput& input, int64_t batch_size, int64_t epoch,
+                     const std::string& label,
+                     const std::function<StepResult(const at::Tensor&, const at::Tensor&)>& step);
+
+/// What a checkpoint carries besides weights.
+struct LoopState {
+  int64_t epochs_done = 0;
+  double train_seconds = 0, eval_seconds = 0;
+  int64_t peak_bytes = 0;
+  std::vector<HistoryEntry> history;
+
+  nlohmann::json to_json() const;
+  static LoopState from_json(const nlohmann::json& state);
+};
+
+/// The config fields a resumed run must share with the run that wrote the checkpoint.
+nlohmann::json resumable_config(const Config& config);
+/// Throws ConfigError when `state` was written under a different configuration.
+void check_resumable(const nlohmann::json& state, const Config& config, const std::string& where);
+
+/// method, model, dataset, device, budget, epochs, params and config filled in.
+Report make_report_skeleton(const Config& config, UnitChainImpl& model,
+                            const data::DataSplits& data, const c10::Device& device);
+
+/// Padding of the random crop for an image of this height (4 for 32 px, 2 for 28 px).
+int64_t augment_padding(int64_t height);
+
+}  // namespace neuroflux

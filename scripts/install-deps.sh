@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Debian 12 packages NeuroFlux needs. Installs only what is missing, so re-running is cheap.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ccache git
+  libtorch-dev        # LibTorch 1.13.1 (CPU) with c10d
+  libgloo-dev         # headers c10d's Gloo backend needs
+  libopenblas0-pthread  # LibTorch calls libblas.so.3: OpenBLAS is ~35x the reference BLAS
+  nlohmann-json3-dev libcxxopts-dev catch2 zlib1g-dev
+  python3 python3-matplotlib
+  dataset-fashion-mnist
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# Debian picks the BLAS with the highest priority; make sure it is OpenBLAS, not the reference.
+if command -v update-alternatives >/dev/null; then
+  blas=$(update-alternatives --query libblas.so.3-x86_64-linux-gnu 2>/dev/null |
+         awk '/^Value:/ {print $2}')
+  case "$blas" in
+    *openblas*) ;;
+    *) echo "warning: libblas.so.3 points to ${blas:-nothing}, not OpenBLAS: training will be slow" ;;
+  esac
+fi

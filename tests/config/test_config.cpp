@@ -1,0 +1,113 @@
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+
+#include "neuroflux/config.h"
+#include "neuroflux/errors.h"
+#include "neuroflux/size_format.h"
+
+using neuroflux::Config;
+using neuroflux::ConfigError;
+using nlohmann::json;
+
+namespace {
+
+std::string error_of(const json& j) {
+  try {
+    Config::from_json(j);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("sizes parse the way people write them", "[config][unit]") {
+  CHECK(*neuroflux::parse_size("64MiB") == 64LL << 20);
+  CHECK(*neuroflux::parse_size("1.5GiB") == 3LL << 29);
+  CHECK(*neuroflux::parse_size("64KiB") == 65536);
+  CHECK(*neuroflux::parse_size("123456") == 123456);
+  CHECK(*neuroflux::parse_size("2 MB") == 2000000);
+  CHECK(*neuroflux::parse_size("512kib") == 524288);
+  CHECK_FALSE(neuroflux::parse_size("none").has_value());
+  CHECK_THROWS_AS(neuroflux::parse_size("12 parsecs"), std::invalid_argument);
+  CHECK_THROWS_AS(neuroflux::parse_size("-5MiB"), std::invalid_argument);
+  CHECK_THROWS_AS(neuroflux::parse_size("lots"), std::invalid_argument);
+  CHECK(neuroflux::format_size(64LL << 20) == "64.0 MiB");
+}
+
+TEST_CASE("defaults, values and round trip", "[config][unit]") {
+  const Config d = Config::from_json(json::object());
+  CHECK(d.method == "backprop");
+  CHECK_FALSE(d.memory.budget.has_value());
+  const Config c = Config::from_json(json::parse(R"({
+    "method": "neuroflux", "seed": 3,
+    "model": {"name": "vgg16", "width": 0.25, "batch_norm": false},
+    "data": {"name": "synthetic", "image_size": 16, "channels": 1},
+    "memory": {"budget": "64MiB"},
+    "train": {"epochs": 2, "batch_size": "auto", "optimizer": "adam"},
+    "neuroflux": {"cache": {"where": "disk"}}
+  })"));
+  CHECK(c.method == "neuroflux");
+  CHECK(c.model.width == 0.25);
+  CHECK_FALSE(c.model.batch_norm);
+  CHECK(*c.memory.budget == 64LL << 20);
+  CHECK(c.train.batch_size == 0);
+  CHECK(c.neuroflux.cache_where == "disk");
+  const Config again = Config::from_json(c.to_json());
+  CHECK(again.to_json() == c.to_json());
+}
+
+TEST_CASE("bad values are refused with the JSON path", "[config][unit]") {
+  CHECK(error_of({{"train", {{"epochs", -3}}}}) ==
+        "/train/epochs: expected a positive integer, got -3");
+  CHECK(error_of({{"train", {{"epochs", "ten"}}}}).rfind("/train/epochs:", 0) == 0);
+  CHECK(error_of({{"train", {{"epoch", 3}}}}).rfind("/train/epoch: unknown key", 0) == 0);
+  CHECK(error_of({{"bogus", 1}}).rfind("/bogus: unknown key", 0) == 0);
+  CHECK(error_of({{"memory", {{"budget", "64 furlongs"}}}}).rfind("/memory/budget:", 0) == 0);
+  CHECK(error_of({{"model", {{"name", "alexnet"}}}}).find("/model/name") == 0);
+  CHECK(error_of({{"model", {{"width", 0}}}}).rfind("/model/width:", 0) == 0);
+  CHECK(error_of({{"data", {{"val_fraction", 1.5}}}}).rfind("/data/val_fraction:", 0) == 0);
+  CHECK(error_of({{"train", "fast"}}).rfind("/train: expected an object", 0) == 0);
+  CHECK(error_of({{"method", "magic"}}).rfind("/method: expected one of", 0) == 0);
+  CHECK(error_of({{"train", {{"batch_size", 0}}}}).rfind("/train/batch_size:", 0) == 0);
+  CHECK(error_of({{"neuroflux", {{"cache", {{"where", "cloud"}}}}}})
+            .rfind("/neuroflux/cache/where:", 0) == 0);
+}
+
+TEST_CASE("--set overrides reach nested keys and parse JSON values", "[config][unit]") {
+  json j = json::object();
+  Config::apply_overrides(j, {"train.epochs=5", "model.name=vgg16", "memory.budget=\"1GiB\"",
+                              "data.augment=true"});
+  const Config c = Config::from_json(j);
+  CHECK(c.train.epochs == 5);
+  CHECK(c.model.name == "vgg16");
+  CHECK(*c.memory.budget == 1LL << 30);
+  CHECK(c.data.augment);
+  CHECK_THROWS_AS(Config::apply_overrides(j, {"no-equals-sign"}), ConfigError);
+}
+
+TEST_CASE("a config file with a syntax error names the file and line", "[config][unit]") {
+  const std::string path = "/tmp/neuroflux-bad-config.json";
+  {
+    std::ofstream out(path);
+    out << "{\n  \"train\": {\n    \"epochs\": 3,,\n  }\n}\n";
+  }
+  try {
+    Config::read_json_file(path);
+    FAIL("expected a ConfigError");
+  } catch (const ConfigError& e) {
+    CHECK(std::string(e.what()).rfind(path + ":3:", 0) == 0);
+  }
+  CHECK_THROWS_AS(Config::read_json_file("/nonexistent/config.json"), ConfigError);
+}
+
+TEST_CASE("the shipped configs are valid", "[config][unit]") {
+  for (const char* name : {"quickstart.json", "vgg11-fmnist.json"}) {
+    INFO(name);
+    CHECK_NOTHROW(Config::from_json(
+        Config::read_json_file(std::string(NEUROFLUX_SOURCE_DIR) + "/configs/" + name)));
+  }
+}

@@ -1,0 +1,110 @@
+#include <catch2/catch.hpp>
+#include <torch/torch.h>
+
+#include "neuroflux/exit/exit_selector.h"
+#include "neuroflux/local/aux_head.h"
+#include "neuroflux/local/local_model.h"
+#include "neuroflux/local/unit_step.h"
+#include "neuroflux/models/model_zoo.h"
+#include "neuroflux/train/optim.h"
+
+using namespace neuroflux;
+
+TEST_CASE("aux heads have the documented shape and cost", "[local][unit]") {
+  const std::vector<int64_t> shape{32, 28, 28};
+  auto head = make_aux_head(shape, {2, 48, false}, 10);
+  const at::Tensor y = head->forward(torch::randn({3, 32, 28, 28}));
+  CHECK(y.sizes() == at::IntArrayRef({3, 10}));
+  // pool 2 (ceil): 14x14; bytes = 4 * (32 + 3 * 48) * 196
+  CHECK(aux_head_activation_bytes(shape, {2, 48, false}) == 4.0 * (32 + 144) * 196);
+  CHECK(aux_head_activation_bytes({8, 7, 7}, {2, 16, false}) == 4.0 * (8 + 48) * 16);
+}
+
+TEST_CASE("the adaptive rule respects both fractions and pools only where needed",
+          "[local][unit]") {
+  // Cheap head timing model: proportional to F * pooled area.
+  auto seconds = [](const std::vector<int64_t>& s) {
+    return [s](const AuxHeadSpec& spec) {
+      const double hw = std::ceil(double(s[1]) / spec.pool) * std::ceil(double(s[2]) / spec.pool);
+      return 1e-9 * spec.width * hw * s[0];
+    };
+  };
+  SECTION("a large map is pooled to keep the head small") {
+    UnitCost unit{{64, 32, 32}, 4.0 * 64 * 32 * 32 * 3, 2e-9 * 64 * 64 * 32 * 32};
+    const AuxHeadSpec spec = choose_adaptive_head(unit, 0.25, 0.2, seconds(unit.output_shape));
+    CHECK(spec.pool > 1);
+    CHECK(spec.width >= 16);
+    CHECK(spec.width <= 256);
+    CHECK(aux_head_activation_bytes(unit.output_shape, spec) <=
+          0.25 * unit.activation_bytes_per_sample);
+    CHECK(seconds(unit.output_shape)(spec) <= 0.2 * unit.seconds_per_sample * 1.0001);
+  }
+  SECTION("a small map with ample budget gets a full-resolution head, capped at 256") {
+    UnitCost unit{{32, 4, 4}, 1e9, 1.0};
+    const AuxHeadSpec spec = choose_adaptive_head(unit, 0.25, 0.2, seconds(unit.output_shape));
+    CHECK(spec.pool == 1);
+    CHECK(spec.width == 256);
+  }
+  SECTION("when nothing fits, the coarsest pool with the floor width") {
+    UnitCost unit{{512, 8, 8}, 10.0, 1e-12};
+    const AuxHeadSpec spec = choose_adaptive_head(unit, 0.25, 0.2, seconds(unit.output_shape));
+    CHECK(spec.width == 16);
+    CHECK(spec.pool >= 8);
+  }
+}
+
+TEST_CASE("a unit step sends no gradient across units", "[local][unit]") {
+  ModelConfig mc;
+  mc.name = "simplecnn";
+  mc.width = 0.25;
+  auto chain = build_model(mc, {1, 16, 16}, 4);
+  LocalModel model(chain, fixed_head_specs(chain->size(), 16));
+  TrainConfig tc;
+  auto opt0 = make_optimizer(model->unit_and_head_parameters(0), tc, 0.1);
+  auto opt1 = make_optimizer(model->unit_and_head_parameters(1), tc, 0.1);
+  const at::Tensor x = torch::randn({8, 1, 16, 16});
+  const at::Tensor y = torch::randint(0, 4, {8});
+  const auto r0 = unit_step(model->chain()->unit(0), model->head(0), *opt0, x, y);
+  std::vector<at::Tensor> before;
+  for (const auto& p : model->chain()->unit(0)->parameters()) before.push_back(p.detach().clone());
+  for (auto& p : model->chain()->unit(0)->parameters()) p.mutable_grad() = at::Tensor();
+  unit_step(model->chain()->unit(1), model->head(1), *opt1, r0.output, y);
+  // Unit 1's step left unit 0 without a gradient and with the same weights.
+  size_t k = 0;
+  for (const auto& p : model->chain()->unit(0)->parameters()) {
+    CHECK_FALSE(p.grad().defined());
+    CHECK(torch::equal(p.detach(), before[k++]));
+  }
+  CHECK_FALSE(r0.output.requires_grad());
+}
+
+TEST_CASE("local model exports units 0..k with head k", "[local][exit][unit]") {
+  ModelConfig mc;
+  mc.name = "simplecnn";
+  mc.width = 0.25;
+  auto chain = build_model(mc, {1, 16, 16}, 4);
+  LocalModel model(chain, fixed_head_specs(chain->size(), 16));
+  model->eval();
+  const at::Tensor x = torch::randn({2, 1, 16, 16});
+  for (int64_t k = 0; k < model->size(); ++k) {
+    auto exported = model->export_exit(k);
+    const at::Tensor expect = model->head(k)->forward(chain->forward_units(x, 0, k + 1));
+    CHECK(torch::allclose(exported->forward(x), expect));
+    int64_t params = 0;
+    for (const auto& p : exported->parameters()) params += p.numel();
+    CHECK(model->exit_parameter_count(k) == params);
+  }
+  CHECK(model->exit_parameter_count(0) < model->exit_parameter_count(model->size() - 1));
+}
+
+TEST_CASE("the exit is the shallowest head within tolerance of the best", "[exit][unit]") {
+  const ExitChoice a = select_exit({0.80, 0.86, 0.897, 0.90, 0.899}, 0.005);
+  CHECK(a.unit == 2);
+  CHECK(a.best_unit == 3);
+  CHECK(a.best_val_accuracy == 0.90);
+  const ExitChoice b = select_exit({0.80, 0.86, 0.897, 0.90, 0.899}, 0.0);
+  CHECK(b.unit == 3);
+  const ExitChoice c = select_exit({0.7, 0.8, std::nullopt, std::nullopt}, 0.005);
+  CHECK(c.unit == 1);
+  CHECK_THROWS(select_exit({std::nullopt}, 0.01));
+}

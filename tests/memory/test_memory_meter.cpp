@@ -1,0 +1,96 @@
+#include <catch2/catch.hpp>
+#include <torch/torch.h>
+
+#include "neuroflux/memory_meter.h"
+#include "neuroflux/train/batch_size_search.h"
+#include "neuroflux/errors.h"
+
+using neuroflux::MemoryMeter;
+
+TEST_CASE("allocating a tensor moves current and peak by its bytes", "[memory][unit]") {
+  MemoryMeter& meter = MemoryMeter::cpu();
+  const int64_t before = meter.current();
+  meter.reset_peak();
+  {
+    at::Tensor t = torch::empty({1000, 250}, torch::kFloat);  // 1,000,000 bytes
+    CHECK(meter.current() - before == 1000000);
+    at::Tensor u = torch::empty({500}, torch::kDouble);         // 4,000 bytes
+    CHECK(meter.current() - before == 1004000);
+    CHECK(meter.peak() - before == 1004000);
+  }
+  CHECK(meter.current() == before);       // freeing returns the count
+  CHECK(meter.peak() - before == 1004000);  // the peak remembers
+  meter.reset_peak();
+  CHECK(meter.peak() == meter.current());
+}
+
+TEST_CASE("the limit refuses an allocation past it with an out-of-memory error",
+          "[memory][unit]") {
+  MemoryMeter& meter = MemoryMeter::cpu();
+  const int64_t base = meter.current();
+  {
+    neuroflux::MemoryLimitGuard limit(meter, base + 1 << 20);
+    at::Tensor small = torch::empty({1024}, torch::kFloat);
+    bool refused = false;
+    try {
+      at::Tensor big = torch::empty({4 << 20}, torch::kFloat);
+    } catch (const std::exception& e) {
+      refused = neuroflux::is_out_of_memory(e);
+      CHECK(std::string(e.what()).find("memory.budget") != std::string::npos);
+    }
+    CHECK(refused);
+    CHECK(meter.current() == base + 4096);  // the refused bytes were not counted
+  }
+  CHECK_FALSE(meter.limit().has_value());   // the guard restored "no limit"
+  at::Tensor big = torch::empty({4 << 20}, torch::kFloat);
+  CHECK(meter.current() >= base + (16 << 20));
+}
+
+TEST_CASE("untracked allocations are neither counted nor limited", "[memory][unit]") {
+  MemoryMeter& meter = MemoryMeter::cpu();
+  const int64_t base = meter.current();
+  at::Tensor host;
+  {
+    neuroflux::MemoryLimitGuard limit(meter, base + 1024);
+    neuroflux::UntrackedScope untracked;
+    host = torch::ones({1 << 20}, torch::kFloat);
+  }
+  CHECK(meter.current() == base);
+  host = at::Tensor();  // releasing it must not drive the count below the base
+  CHECK(meter.current() == base);
+}
+
+TEST_CASE("autograd's saved activations are counted", "[memory][unit]") {
+  MemoryMeter& meter = MemoryMeter::cpu();
+  const int64_t base = meter.current();
+  at::Tensor w = torch::randn({64, 64}, torch::requires_grad());
+  at::Tensor x = torch::randn({256, 64});
+  const int64_t with_inputs = meter.current();
+  at::Tensor y = torch::relu(torch::mm(x, w));  // relu saves its output, mm saves x and w
+  CHECK(meter.current() - with_inputs >= 256 * 64 * 4);
+  y.sum().backward();
+  CHECK(w.grad().defined());
+  (void)base;
+}
+
+TEST_CASE("the batch-size search finds the largest fitting batch", "[memory][unit]") {
+  MemoryMeter& meter = MemoryMeter::cpu();
+  // A trial whose peak is exactly 4 KiB per sample on top of what is live.
+  auto trial = [](int64_t b) { at::Tensor t = torch::empty({b, 1024}, torch::kFloat); };
+  const int64_t base = meter.current();
+  const auto fit = neuroflux::largest_fitting_batch(meter, base + 100 * 4096 + 100, 1000, trial,
+                                                    "test");
+  CHECK(fit.batch_size == 100);
+  CHECK(fit.peak_bytes - base == 100 * 4096);
+
+  try {
+    neuroflux::largest_fitting_batch(meter, base + 1000, 1000, trial, "test");
+    FAIL("a budget below one sample must be refused");
+  } catch (const neuroflux::BudgetError& e) {
+    CHECK(e.smallest_feasible_bytes() == base + 4096);
+    CHECK(std::string(e.what()).find("smallest budget") != std::string::npos);
+  }
+  CHECK_THROWS_AS(neuroflux::require_batch_fits(meter, base + 10 * 4096, 11, trial, "test"),
+                  neuroflux::BudgetError);
+  CHECK(neuroflux::require_batch_fits(meter, base + 10 * 4096, 10, trial, "test").batch_size == 10);
+}

@@ -1,0 +1,145 @@
+#include <catch2/catch.hpp>
+
+#include <functional>
+#include <limits>
+
+#include "neuroflux/errors.h"
+#include "neuroflux/plan/planner.h"
+
+using namespace neuroflux;
+
+namespace {
+
+/// A chain of `n` units whose maps shrink with depth, as in a CNN: early units have large
+/// activations and few parameters, late units the opposite.
+Profile synthetic_profile(int n) {
+  Profile p;
+  p.model = "synthetic";
+  p.device = "cpu";
+  p.num_classes = 10;
+  int64_t c = 16, hw = 32;
+  for (int i = 0; i < n; ++i) {
+    UnitProfile u;
+    u.unit = i;
+    u.input_shape = {i == 0 ? 3 : c, hw, hw};
+    if (i % 2 == 1) {
+      c *= 2;
+      hw /= 2;
+    }
+    u.output_shape = {c, hw, hw};
+    u.head = i + 1 == n ? AuxHeadSpec{1, 0, true} : AuxHeadSpec{2, 32, false};
+    u.param_bytes = 4 * 9 * c * c * 4;
+    u.grad_bytes = u.param_bytes;
+    u.optimizer_bytes = u.param_bytes;
+    u.transient_static = 1 << 16;
+    u.transient_per_sample = 3.0 * 4 * c * hw * hw;
+    const double flops = 9.0 * c * c * hw * hw;
+    u.step_seconds = {{8, flops * 3e-11}, {32, flops * 2e-11}, {128, flops * 1.5e-11}};
+    u.forward_seconds_per_sample = flops * 5e-12;
+    p.units.push_back(u);
+  }
+  return p;
+}
+
+PlannerInputs inputs(std::optional<int64_t> budget) {
+  PlannerInputs in;
+  in.train_samples = 50000;
+  in.val_samples = 5000;
+  in.test_samples = 10000;
+  in.epochs = 5;
+  in.max_batch_size = 256;
+  in.budget = budget;
+  return in;
+}
+
+}  // namespace
+
+TEST_CASE("every planned block fits the budget and the blocks cover the chain", "[plan][unit]") {
+  const Profile profile = synthetic_profile(8);
+  for (int64_t budget : {8LL << 20, 16LL << 20, 64LL << 20, 1LL << 30}) {
+    INFO("budget " << budget);
+    const Planner planner(profile, inputs(budget));
+    const Plan plan = planner.plan();
+    int64_t next = 0;
+    for (const auto& b : plan.blocks) {
+      CHECK(b.first_unit == next);
+      next = b.last_unit + 1;
+      CHECK(b.batch_size >= 1);
+      CHECK(b.batch_size <= 256);
+      CHECK(b.predicted_peak_bytes <= budget);
+      CHECK(planner.predicted_peak(b.first_unit, b.last_unit, b.batch_size) <= budget);
+      // The batch is the largest that fits: one more would not (or it is the cap).
+      if (b.batch_size < 256)
+        CHECK(planner.predicted_peak(b.first_unit, b.last_unit, b.batch_size + 1) > budget);
+    }
+    CHECK(next == 8);
+  }
+}
+
+TEST_CASE("late blocks with small maps get larger batches", "[plan][unit]") {
+  const Planner planner(synthetic_profile(8), inputs(12LL << 20));
+  const Plan plan = planner.plan();
+  REQUIRE(plan.blocks.size() >= 2);
+  CHECK(plan.blocks.back().batch_size > plan.blocks.front().batch_size);
+  CHECK(plan.blocks.back().lr >= plan.blocks.front().lr);
+}
+
+TEST_CASE("the dynamic program finds the cheapest partition", "[plan][unit]") {
+  const int n = 7;
+  const Profile profile = synthetic_profile(n);
+  for (int64_t budget : {6LL << 20, 10LL << 20, 40LL << 20}) {
+    const Planner planner(profile, inputs(budget));
+    const Plan plan = planner.plan();
+    // Brute force over all 2^(n-1) partitions.
+    double best = std::numeric_limits<double>::infinity();
+    for (int mask = 0; mask < (1 << (n - 1)); ++mask) {
+      double total = 0;
+      int first = 0;
+      bool ok = true;
+      for (int i = 0; i < n && ok; ++i) {
+        const bool cut = i == n - 1 || ((mask >> i) & 1);
+        if (!cut) continue;
+        const int64_t b = planner.largest_batch(first, i);
+        if (b < 1) ok = false;
+        else total += planner.predicted_seconds(first, i, b);
+        first = i + 1;
+      }
+      if (ok) best = std::min(best, total);
+    }
+    CHECK(plan.predicted_seconds == Approx(best).epsilon(1e-9));
+  }
+}
+
+TEST_CASE("an impossible budget names the smallest feasible one", "[plan][unit]") {
+  const Profile profile = synthetic_profile(6);
+  const Planner loose(profile, inputs(std::nullopt));
+  const int64_t smallest = loose.plan().smallest_feasible_budget;
+  try {
+    Planner(profile, inputs(smallest - 1)).plan();
+    FAIL("expected a BudgetError");
+  } catch (const BudgetError& e) {
+    CHECK(e.smallest_feasible_bytes() == smallest);
+    CHECK(e.code() == ExitCode::kOverBudget);
+    CHECK(std::string(e.what()).find("smallest budget") != std::string::npos);
+  }
+  const Plan at_smallest = Planner(profile, inputs(smallest)).plan();
+  CHECK(at_smallest.blocks.size() >= 1);
+}
+
+TEST_CASE("plans and profiles round-trip through JSON", "[plan][unit]") {
+  const Profile profile = synthetic_profile(5);
+  CHECK(Profile::from_json(profile.to_json()).to_json() == profile.to_json());
+  const Plan plan = Planner(profile, inputs(16LL << 20)).plan();
+  CHECK(Plan::from_json(plan.to_json()).to_json() == plan.to_json());
+  CHECK(plan.table().find("| block |") != std::string::npos);
+}
+
+TEST_CASE("step time is interpolated in log batch and clamped outside", "[plan][unit]") {
+  UnitProfile u;
+  u.step_seconds = {{8, 4.0}, {32, 2.0}};
+  CHECK(u.step_seconds_per_sample(4) == 4.0);
+  CHECK(u.step_seconds_per_sample(16) == Approx(3.0));
+  CHECK(u.step_seconds_per_sample(1024) == 2.0);
+  CHECK(scaled_lr(0.1, 256, 128) == Approx(0.2));
+  CHECK(scaled_lr(0.1, 4096, 128) == Approx(0.4));
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The CLI refuses bad input with a message naming the problem and the documented exit code.
+# Usage: cli_bad_input.sh NEUROFLUX_BIN SOURCE_DIR BUILD_DIR
+set -u
+bin=$1; src=$2
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+fail=0
+expect() {  # expect CODE PATTERN -- command...
+  local code=$1 pattern=$2; shift 3
+  "$@" >"$tmp/out" 2>&1; local got=$?
+  if [ "$got" != "$code" ] || ! grep -q -- "$pattern" "$tmp/out"; then
+    echo "FAIL: $* -> exit $got (want $code), output:"; cat "$tmp/out"; fail=1
+  else
+    echo "ok: exit $got: $(grep -m1 -- "$pattern" "$tmp/out")"
+  fi
+}
+cfg=$src/configs/quickstart.json
+export NEUROFLUX_QUIET=1
+expect 2 "/train/epochs: expected a positive integer, got -3" -- \
+  "$bin" train --config "$cfg" --set train.epochs=-3 --out "$tmp/a"
+expect 2 "/train/epochz: unknown key" -- "$bin" train --config "$cfg" --set train.epochz=3 --out "$tmp/a"
+expect 2 "/model/name" -- "$bin" train --config "$cfg" --set model.name=alexnet --out "$tmp/a"
+expect 2 "cannot open the config file" -- "$bin" train --config "$tmp/missing.json"
+printf '{"train": {"epochs": 3,}}' > "$tmp/bad.json"
+expect 2 "bad.json:1:" -- "$bin" train --config "$tmp/bad.json"
+expect 2 "unknown command" -- "$bin" frobnicate
+expect 4 "64.0 KiB" -- "$bin" train --config "$cfg" --set memory.budget=64KiB \
+  --set train.batch_size=auto --set data.name=synthetic --set data.train_size=64 --out "$tmp/b"
+mkdir -p "$tmp/data"; printf '\x00\x00\x08\x03\x00\x00\x00\x10' > "$tmp/data/train-images-idx3-ubyte"
+printf '\x00\x00\x08\x01\x00\x00\x00\x10' > "$tmp/data/train-labels-idx1-ubyte"
+expect 3 "train-images-idx3-ubyte" -- "$bin" train --config "$cfg" --set data.root="$tmp/data" --out "$tmp/c"
+[ ! -e "$tmp/c/report.json" ] || { echo "FAIL: a failed run wrote a report"; fail=1; }
+exit $fail

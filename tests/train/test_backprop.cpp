@@ -1,0 +1,118 @@
+#include <catch2/catch.hpp>
+#include <torch/torch.h>
+
+#include <filesystem>
+
+#include "neuroflux/data/data_splits.h"
+#include "neuroflux/errors.h"
+#include "neuroflux/memory_meter.h"
+#include "neuroflux/models/model_zoo.h"
+#include "neuroflux/train/backprop_trainer.h"
+#include "neuroflux/train/run.h"
+
+namespace {
+
+neuroflux::Config small_synthetic_config() {
+  neuroflux::Config c;
+  c.seed = 5;
+  c.threads = 1;
+  c.data.name = "synthetic";
+  c.data.image_size = 16;
+  c.data.channels = 3;
+  c.data.num_classes = 4;
+  c.data.train_size = 512;
+  c.data.test_size = 128;
+  c.data.val_fraction = 0.2;
+  c.model.name = "simplecnn";
+  c.model.width = 0.25;
+  c.train.epochs = 4;
+  c.train.batch_size = 32;
+  c.train.max_batch_size = 64;
+  c.train.lr = 0.05;
+  return c;
+}
+
+std::string temp_dir(const std::string& name) {
+  const auto dir = std::filesystem::temp_directory_path() / ("neuroflux-test-" + name);
+  std::filesystem::remove_all(dir);
+  return dir.string();
+}
+
+}  // namespace
+
+TEST_CASE("backprop lowers the loss on synthetic data and reports it", "[train][integration]") {
+  neuroflux::Config config = small_synthetic_config();
+  config.output.dir = temp_dir("backprop");
+  const neuroflux::Report report = neuroflux::run_training(config, false);
+  REQUIRE(report.history.size() == 4);
+  CHECK(report.history.back().train_loss < report.history.front().train_loss);
+  CHECK(report.final.test_accuracy > 1.0 / 4 + 0.15);  // well above chance
+  CHECK(report.peak_memory_bytes > 0);
+  CHECK(report.blocks.size() == 1);
+  CHECK(report.blocks[0].batch_size == 32);
+  CHECK(report.final.params == report.full_model_params);
+  CHECK(std::filesystem::exists(config.output.dir + "/report.json"));
+  CHECK(std::filesystem::exists(config.output.dir + "/history.csv"));
+  CHECK(std::filesystem::exists(config.output.dir + "/model.pt"));
+  for (size_t i = 1; i < report.history.size(); ++i)
+    CHECK(report.history[i].seconds > report.history[i - 1].seconds);
+  std::filesystem::remove_all(config.output.dir);
+}
+
+TEST_CASE("training is deterministic for a seed", "[train][integration]") {
+  neuroflux::Config config = small_synthetic_config();
+  config.train.epochs = 1;
+  config.output.dir = temp_dir("determinism-a");
+  const auto a = neuroflux::run_training(config, false);
+  config.output.dir = temp_dir("determinism-b");
+  const auto b = neuroflux::run_training(config, false);
+  CHECK(a.history[0].train_loss == b.history[0].train_loss);
+  CHECK(a.final.test_accuracy == b.final.test_accuracy);
+}
+
+TEST_CASE("batch_size auto takes the largest batch whose measured peak fits", "[train][integration]") {
+  neuroflux::Config config = small_synthetic_config();
+  config.train.epochs = 1;
+  config.train.max_batch_size = 256;
+  config.output.dir = temp_dir("auto-unbounded");
+  // Peak of an unbounded run at batch 64, then a budget between the peaks of 32 and 64.
+  config.train.batch_size = 64;
+  const auto at64 = neuroflux::run_training(config, false);
+  config.train.batch_size = 16;
+  config.output.dir = temp_dir("auto-16");
+  const auto at16 = neuroflux::run_training(config, false);
+  REQUIRE(at64.peak_memory_bytes > at16.peak_memory_bytes);
+
+  config.train.batch_size = 0;
+  config.memory.budget = (at64.peak_memory_bytes + at16.peak_memory_bytes) / 2;
+  config.output.dir = temp_dir("auto-budget");
+  const auto fitted = neuroflux::run_training(config, false);
+  CHECK(fitted.blocks[0].batch_size > 16);
+  CHECK(fitted.blocks[0].batch_size < 64);
+  CHECK(fitted.peak_memory_bytes <= *config.memory.budget);
+}
+
+TEST_CASE("a budget that fits no batch names the smallest that would", "[train][integration]") {
+  neuroflux::Config config = small_synthetic_config();
+  config.memory.budget = 64 * 1024;
+  config.train.batch_size = 0;
+  config.output.dir = temp_dir("tiny-budget");
+  try {
+    neuroflux::run_training(config, false);
+    FAIL("a 64 KiB budget must be refused");
+  } catch (const neuroflux::BudgetError& e) {
+    const std::string message = e.what();
+    CHECK(message.find("64.0 KiB") != std::string::npos);
+    CHECK(message.find("smallest budget") != std::string::npos);
+    CHECK(e.smallest_feasible_bytes() > 64 * 1024);
+    CHECK(e.code() == neuroflux::ExitCode::kOverBudget);
+  }
+  // And a fixed batch that does not fit says which batch would.
+  config.train.batch_size = 64;
+  try {
+    neuroflux::run_training(config, false);
+    FAIL("expected a BudgetError");
+  } catch (const neuroflux::BudgetError& e) {
+    CHECK(std::string(e.what()).find("train.batch_size 64") != std::string::npos);
+  }
+}
