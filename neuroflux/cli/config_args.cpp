@@ -27,7 +27,7 @@ cxxopts::ParseResult parse_args(cxxopts::Options& options, const Args& args) {
   try {
     char** data = argv.data();
     return options.parse(argc, data);
-  } catch (const cxxopts::OptionException& e) {
+  } catch (const cxxopts::exceptions::exception& e) {
     throw ConfigError(options.program() + ": " + e.what() + " (see --help)");
   }
 }

@@ -44,7 +44,7 @@ int main(int argc, char** argv) {
   neuroflux::data::ImageDataset val(neuroflux::data::make_synthetic(data));
 
   neuroflux::Trainer trainer(neuroflux::TrainerOptions(24 << 20).epochs(epochs).batch_size(64).lr(0.05));
-  const neuroflux::FitResult result = trainer.fit(chain, train, val);
+  neuroflux::FitResult result = trainer.fit(chain, train, val);
 
   const auto& r = result.report;
   std::printf("blocks %zu, exit unit %lld, val accuracy %.3f, exported params %lld of %lld, "

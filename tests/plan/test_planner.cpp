@@ -12,7 +12,7 @@ namespace {
 
 /// A chain of `n` units whose maps shrink with depth, as in a CNN: early units have large
 /// activations and few parameters, late units the opposite.
-Profile synthetic_profile(int n) {
+Profile synthetic_profile(int n, double param_scale = 1.0) {
   Profile p;
   p.model = "synthetic";
   p.device = "cpu";
@@ -28,7 +28,7 @@ Profile synthetic_profile(int n) {
     }
     u.output_shape = {c, hw, hw};
     u.head = i + 1 == n ? AuxHeadSpec{1, 0, true} : AuxHeadSpec{2, 32, false};
-    u.param_bytes = 4 * 9 * c * c * 4;
+    u.param_bytes = static_cast<int64_t>(param_scale * 4 * 9 * c * c * 4);
     u.grad_bytes = u.param_bytes;
     u.optimizer_bytes = u.param_bytes;
     u.transient_static = 1 << 16;
@@ -56,7 +56,8 @@ PlannerInputs inputs(std::optional<int64_t> budget) {
 
 TEST_CASE("every planned block fits the budget and the blocks cover the chain", "[plan][unit]") {
   const Profile profile = synthetic_profile(8);
-  for (int64_t budget : {8LL << 20, 16LL << 20, 64LL << 20, 1LL << 30}) {
+  const int64_t smallest = Planner(profile, inputs(std::nullopt)).plan().smallest_feasible_budget;
+  for (int64_t budget : {smallest, smallest * 3 / 2, smallest * 3, smallest * 40}) {
     INFO("budget " << budget);
     const Planner planner(profile, inputs(budget));
     const Plan plan = planner.plan();
@@ -77,7 +78,10 @@ TEST_CASE("every planned block fits the budget and the blocks cover the chain", 
 }
 
 TEST_CASE("late blocks with small maps get larger batches", "[plan][unit]") {
-  const Planner planner(synthetic_profile(8), inputs(12LL << 20));
+  // Activations dominate (as at batch sizes where memory binds): small parameter counts.
+  const Profile profile = synthetic_profile(8, 0.01);
+  const int64_t smallest = Planner(profile, inputs(std::nullopt)).plan().smallest_feasible_budget;
+  const Planner planner(profile, inputs(smallest * 16));
   const Plan plan = planner.plan();
   REQUIRE(plan.blocks.size() >= 2);
   CHECK(plan.blocks.back().batch_size > plan.blocks.front().batch_size);
@@ -87,7 +91,8 @@ TEST_CASE("late blocks with small maps get larger batches", "[plan][unit]") {
 TEST_CASE("the dynamic program finds the cheapest partition", "[plan][unit]") {
   const int n = 7;
   const Profile profile = synthetic_profile(n);
-  for (int64_t budget : {6LL << 20, 10LL << 20, 40LL << 20}) {
+  const int64_t smallest = Planner(profile, inputs(std::nullopt)).plan().smallest_feasible_budget;
+  for (int64_t budget : {smallest, smallest * 2, smallest * 8}) {
     const Planner planner(profile, inputs(budget));
     const Plan plan = planner.plan();
     // Brute force over all 2^(n-1) partitions.
@@ -129,7 +134,7 @@ TEST_CASE("an impossible budget names the smallest feasible one", "[plan][unit]"
 TEST_CASE("plans and profiles round-trip through JSON", "[plan][unit]") {
   const Profile profile = synthetic_profile(5);
   CHECK(Profile::from_json(profile.to_json()).to_json() == profile.to_json());
-  const Plan plan = Planner(profile, inputs(16LL << 20)).plan();
+  const Plan plan = Planner(profile, inputs(std::nullopt)).plan();
   CHECK(Plan::from_json(plan.to_json()).to_json() == plan.to_json());
   CHECK(plan.table().find("| block |") != std::string::npos);
 }

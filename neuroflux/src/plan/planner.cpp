@@ -70,18 +70,16 @@ int64_t Planner::largest_batch(int64_t first, int64_t last) const {
 }
 
 int64_t Planner::cache_batch(int64_t first, int64_t last) const {
-  // Forward only, no activations kept: the block's input, and per unit its input, output, one
-  // intermediate map and the head's maps. The gradients and optimizer state are counted too,
-  // since validation runs between training epochs while they exist.
+  // Forward only: a unit's eval forward holds at most what its training step holds (which also
+  // keeps every saved activation), so the step's per-sample transient bounds it. The gradients
+  // and optimizer state are counted too: validation runs between training epochs.
   constexpr int64_t kMaxCacheBatch = 1024;
   double fixed = 0, per_sample = 0;
   for (int64_t i = first; i <= last; ++i) {
     const UnitProfile& u = profile_.units[i];
-    fixed += static_cast<double>(u.static_bytes());
-    const double head = u.head.classifier ? 0.0 : aux_head_activation_bytes(u.output_shape, u.head);
-    per_sample = std::max(per_sample, static_cast<double>(u.input_bytes_per_sample() +
-                                                          2 * u.output_bytes_per_sample()) +
-                                          head);
+    fixed += static_cast<double>(u.static_bytes()) + u.transient_static;
+    per_sample = std::max(per_sample, u.transient_per_sample +
+                                          static_cast<double>(u.input_bytes_per_sample()));
   }
   per_sample += static_cast<double>(profile_.units[first].input_bytes_per_sample());
   if (!inputs_.budget) return kMaxCacheBatch;
