@@ -142,6 +142,7 @@ UnitChain build_model(const ModelConfig& config, std::vector<int64_t> input_shap
   torch::nn::Sequential classifier = make_classifier(built.out_channels, num_classes);
   for (auto& unit : built.units) init_weights(*unit);
   init_weights(*classifier);
+  if (config.activations == "bitmap") zoo::use_bitmap_activations(built.units, config.name);
   return UnitChain(std::move(built.units), std::move(classifier), std::move(input_shape),
                    num_classes, config.name);
 }

@@ -33,6 +33,11 @@ Units build_resnet(const BuildArgs& args);
 Units build_mobilenetv2(const BuildArgs& args);
 Units build_simplecnn(const BuildArgs& args);
 
+/// Rewrites `units` (plain Conv2d / BatchNorm2d / ReLU / MaxPool2d stacks) to keep post-ReLU
+/// activations bitmap-packed for backward; a ConfigError naming /model/activations for any
+/// other layer (ResNet's and MobileNetV2's blocks).
+void use_bitmap_activations(std::vector<torch::nn::Sequential>& units, const std::string& model);
+
 /// Channels of a layer with `channels` at width 1: rounded to nearest, at least 4, so a very
 /// thin model still has a few filters per layer.
 int64_t scaled_channels(int64_t channels, double width);
