@@ -20,6 +20,7 @@ const std::map<std::string, std::pair<Command, const char*>>& commands() {
       {"plan", {&neuroflux::cli::plan_command, "print NeuroFlux's plan without training"}},
       {"eval", {&neuroflux::cli::eval_command, "accuracy and speed of an exported model"}},
       {"bench", {&neuroflux::cli::bench_command, "run methods side by side under one budget"}},
+      {"bench-ops", {&neuroflux::cli::bench_ops_command, "custom operator micro-benchmark"}},
   };
   return table;
 }

@@ -9,6 +9,11 @@
 
 namespace neuroflux {
 
+namespace {
+// Batch norm cannot train on one sample: the smallest batch a block may be given.
+constexpr int64_t kMinBatch = 2;
+}  // namespace
+
 double scaled_lr(double base_lr, int64_t batch, int64_t reference_batch) {
   const double ratio = static_cast<double>(batch) / static_cast<double>(std::max<int64_t>(1, reference_batch));
   return base_lr * std::min(4.0, ratio);
@@ -58,9 +63,9 @@ double Planner::predicted_peak(int64_t first, int64_t last, int64_t batch) const
 int64_t Planner::largest_batch(int64_t first, int64_t last) const {
   if (!inputs_.budget) return inputs_.max_batch_size;
   const auto budget = static_cast<double>(*inputs_.budget);
-  if (predicted_peak(first, last, 1) > budget) return 0;
+  if (predicted_peak(first, last, kMinBatch) > budget) return 0;
   // The peak is a maximum of lines in the batch, so it is monotone: bisection is exact.
-  int64_t lo = 1, hi = inputs_.max_batch_size;
+  int64_t lo = kMinBatch, hi = std::max(kMinBatch, inputs_.max_batch_size);
   if (predicted_peak(first, last, hi) <= budget) return hi;
   while (hi - lo > 1) {
     const int64_t mid = lo + (hi - lo) / 2;
@@ -83,7 +88,10 @@ int64_t Planner::cache_batch(int64_t first, int64_t last) const {
   }
   per_sample += static_cast<double>(profile_.units[first].input_bytes_per_sample());
   if (!inputs_.budget) return kMaxCacheBatch;
-  const double room = static_cast<double>(*inputs_.budget) - fixed;
+  // Half the room: the bound is per layer, and the eval path's temporaries (the cached rows read
+  // in float16 and converted, the head's maps) are not in the profile. An out-of-memory in the
+  // caching pass would lose a trained block's work; a smaller batch only costs a little speed.
+  const double room = 0.5 * (static_cast<double>(*inputs_.budget) - fixed);
   return std::clamp<int64_t>(static_cast<int64_t>(room / per_sample), 1, kMaxCacheBatch);
 }
 
@@ -109,12 +117,12 @@ Plan Planner::plan() const {
   plan.budget_bytes = inputs_.budget;
   for (const auto& u : profile_.units) plan.heads.push_back(u.head);
   double smallest = 0;
-  for (int64_t i = 0; i < n; ++i) smallest = std::max(smallest, predicted_peak(i, i, 1));
+  for (int64_t i = 0; i < n; ++i) smallest = std::max(smallest, predicted_peak(i, i, kMinBatch));
   plan.smallest_feasible_budget = static_cast<int64_t>(std::ceil(smallest));
   if (inputs_.budget && static_cast<double>(*inputs_.budget) < smallest)
     throw BudgetError("memory.budget " + format_size(*inputs_.budget, true) +
                           " fits no plan for " + profile_.model +
-                          ": even one unit per block at batch 1 needs " +
+                          ": even one unit per block at batch 2 needs " +
                           format_size(plan.smallest_feasible_budget, true) +
                           "; the smallest budget that would work is " +
                           format_size(plan.smallest_feasible_budget, true),

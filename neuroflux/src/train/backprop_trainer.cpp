@@ -150,14 +150,7 @@ Report BackpropTrainer::fit(UnitChain model, const data::DataSplits& data) {
   report.history = state.history;
   report.final.params = report.full_model_params;
   report.final.exit_unit = model->size() - 1;
-  BlockReport block;
-  block.first_unit = 0;
-  block.last_unit = model->size() - 1;
-  block.batch_size = batch_size;
-  block.epochs = config.train.epochs;
-  block.peak_memory_bytes = state.peak_bytes;
-  block.seconds = state.train_seconds;
-  report.blocks.push_back(block);
+  report.blocks.push_back(whole_network_block(model->size(), batch_size, config.train.epochs, state));
 
   if (!setup_.out_dir.empty()) {
     save_full_chain(model, config, setup_.out_dir + "/model.pt");

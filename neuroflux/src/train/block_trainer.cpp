@@ -114,7 +114,8 @@ BlockOutcome train_block(LocalModel& model, BlockInput& input, const BlockTraini
       break;
     }
   }
-  if (best_weights) best_weights->restore(*block);
+  if (best_weights) best_weights->restore(*block);  // also drops the gradients
+  for (auto& p : block->parameters()) p.mutable_grad() = at::Tensor();
   return outcome;
 }
 

@@ -174,14 +174,7 @@ Report LocalTrainer::fit(UnitChain chain, const data::DataSplits& data) {
   report.extra["head_val_accuracy"] = heads;
   report.extra["shallowest_good_exit"] = {{"unit", exit.unit}, {"val_accuracy", exit.val_accuracy},
                                           {"params", model->exit_parameter_count(exit.unit)}};
-  BlockReport block;
-  block.first_unit = 0;
-  block.last_unit = n - 1;
-  block.batch_size = batch_size;
-  block.epochs = config.train.epochs;
-  block.peak_memory_bytes = state.peak_bytes;
-  block.seconds = state.train_seconds;
-  report.blocks.push_back(block);
+  report.blocks.push_back(whole_network_block(n, batch_size, config.train.epochs, state));
 
   if (!setup_.out_dir.empty()) {
     save_full_chain(chain, config, setup_.out_dir + "/model.pt");

@@ -20,6 +20,8 @@ EpochStats run_epoch(BlockInput& input, int64_t batch_size, int64_t epoch,
   at::Tensor correct = torch::zeros({}, torch::kLong);
   int64_t seen = 0, batches = 0;
   input.train_epoch(batch_size, epoch, [&](const at::Tensor& x, const at::Tensor& y) {
+    // Batch norm cannot normalise a batch of one sample (the last, partial batch can be one).
+    if (x.size(0) < 2) return;
     const StepResult r = step(x, y);
     loss_sum += r.loss.to(torch::kCPU).to(torch::kDouble) * x.size(0);
     correct += r.correct.to(torch::kCPU);
@@ -50,6 +52,18 @@ LoopState LoopState::from_json(const json& state) {
   s.peak_bytes = state.at("peak_bytes");
   s.history = history_from_json(state.at("history"));
   return s;
+}
+
+BlockReport whole_network_block(int64_t units, int64_t batch_size, int64_t epochs,
+                                const LoopState& state) {
+  BlockReport block;
+  block.first_unit = 0;
+  block.last_unit = units - 1;
+  block.batch_size = batch_size;
+  block.epochs = epochs;
+  block.peak_memory_bytes = state.peak_bytes;
+  block.seconds = state.train_seconds;
+  return block;
 }
 
 json resumable_config(const Config& config) {

@@ -53,6 +53,10 @@ void check_resumable(const nlohmann::json& state, const Config& config, const st
 Report make_report_skeleton(const Config& config, UnitChainImpl& model,
                             const data::DataSplits& data, const c10::Device& device);
 
+/// The single block of a whole-network method (backprop, local): units 0..units-1.
+BlockReport whole_network_block(int64_t units, int64_t batch_size, int64_t epochs,
+                                const LoopState& state);
+
 /// Padding of the random crop for an image of this height (4 for 32 px, 2 for 28 px).
 int64_t augment_padding(int64_t height);
 

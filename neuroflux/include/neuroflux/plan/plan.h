@@ -27,7 +27,7 @@ struct Plan {
   std::optional<int64_t> budget_bytes;
   std::vector<AuxHeadSpec> heads;         ///< one per unit
   std::vector<PlannedBlock> blocks;
-  int64_t smallest_feasible_budget = 0;   ///< every unit its own block at batch 1
+  int64_t smallest_feasible_budget = 0;   ///< every unit its own block at batch 2
   double predicted_seconds = 0;
 
   nlohmann::json to_json() const;

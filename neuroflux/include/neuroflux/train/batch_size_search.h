@@ -27,8 +27,8 @@ int64_t measure_trial_peak(MemoryMeter& meter, const BatchTrial& trial, int64_t 
 bool trial_fits(MemoryMeter& meter, std::optional<int64_t> budget, const BatchTrial& trial,
                 int64_t batch_size, int64_t* peak = nullptr);
 
-/// The largest batch in [1, max_batch] whose trial fits `budget`: doubling, then bisection to
-/// within ~3%. Throws BudgetError naming the budget and the smallest one that fits batch 1
+/// The largest batch in [2, max_batch] (batch norm cannot train on one sample) whose trial fits `budget`: doubling, then bisection to
+/// within ~3%. Throws BudgetError naming the budget and the smallest one that fits batch 2
 /// when nothing fits. `what` names the work in messages ("backprop vgg11").
 BatchFit largest_fitting_batch(MemoryMeter& meter, std::optional<int64_t> budget,
                                int64_t max_batch, const BatchTrial& trial,
