@@ -67,11 +67,11 @@ TEST_CASE("every planned block fits the budget and the blocks cover the chain", 
       next = b.last_unit + 1;
       CHECK(b.batch_size >= 1);
       CHECK(b.batch_size <= 256);
-      CHECK(b.predicted_peak_bytes <= budget);
+      CHECK(b.predicted_peak_bytes <= 0.9 * budget + 1);
       CHECK(planner.predicted_peak(b.first_unit, b.last_unit, b.batch_size) <= budget);
       // The batch is the largest that fits: one more would not (or it is the cap).
       if (b.batch_size < 256)
-        CHECK(planner.predicted_peak(b.first_unit, b.last_unit, b.batch_size + 1) > budget);
+        CHECK(planner.predicted_peak(b.first_unit, b.last_unit, b.batch_size + 1) > 0.9 * budget);
     }
     CHECK(next == 8);
   }

@@ -160,8 +160,8 @@ int bench_command(const Args& args) {
     if (!(parsed.count("resume") != 0 && fs::exists(dir + "/report.json"))) {
       std::vector<std::string> child = {"train", "--config", config_path, "--out", dir};
       for (const auto& s : passthrough) child.insert(child.end(), {"--set", s});
-      // Backprop takes the largest batch that fits the budget, as a user would.
-      if (method == "backprop" && base.memory.budget)
+      // Whole-network methods take the largest batch that fits the budget, as a user would.
+      if (method != "neuroflux" && base.memory.budget)
         child.insert(child.end(), {"--set", "train.batch_size=\"auto\""});
       for (const auto& s : sets) child.insert(child.end(), {"--set", s});
       if (parsed.count("threads") != 0)

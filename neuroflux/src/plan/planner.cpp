@@ -12,6 +12,10 @@ namespace neuroflux {
 namespace {
 // Batch norm cannot train on one sample: the smallest batch a block may be given.
 constexpr int64_t kMinBatch = 2;
+// Blocks are planned to this share of the budget: the fitted peaks are within a few percent of
+// the measured ones (a 20% bound is tested), and a plan that overruns fails its run. Measured on
+// vgg11 / Fashion-MNIST: a block planned to 99.99% of the budget peaked 1.6% over it.
+constexpr double kHeadroom = 0.9;
 }  // namespace
 
 double scaled_lr(double base_lr, int64_t batch, int64_t reference_batch) {
@@ -62,7 +66,7 @@ double Planner::predicted_peak(int64_t first, int64_t last, int64_t batch) const
 
 int64_t Planner::largest_batch(int64_t first, int64_t last) const {
   if (!inputs_.budget) return inputs_.max_batch_size;
-  const auto budget = static_cast<double>(*inputs_.budget);
+  const double budget = kHeadroom * static_cast<double>(*inputs_.budget);
   if (predicted_peak(first, last, kMinBatch) > budget) return 0;
   // The peak is a maximum of lines in the batch, so it is monotone: bisection is exact.
   int64_t lo = kMinBatch, hi = std::max(kMinBatch, inputs_.max_batch_size);
@@ -118,12 +122,13 @@ Plan Planner::plan() const {
   for (const auto& u : profile_.units) plan.heads.push_back(u.head);
   double smallest = 0;
   for (int64_t i = 0; i < n; ++i) smallest = std::max(smallest, predicted_peak(i, i, kMinBatch));
-  plan.smallest_feasible_budget = static_cast<int64_t>(std::ceil(smallest));
-  if (inputs_.budget && static_cast<double>(*inputs_.budget) < smallest)
+  plan.smallest_feasible_budget = static_cast<int64_t>(std::ceil(smallest / kHeadroom));
+  if (inputs_.budget && *inputs_.budget < plan.smallest_feasible_budget)
     throw BudgetError("memory.budget " + format_size(*inputs_.budget, true) +
                           " fits no plan for " + profile_.model +
                           ": even one unit per block at batch 2 needs " +
-                          format_size(plan.smallest_feasible_budget, true) +
+                          format_size(static_cast<int64_t>(std::ceil(smallest)), true) +
+                          " (planned with 10% headroom)" +
                           "; the smallest budget that would work is " +
                           format_size(plan.smallest_feasible_budget, true),
                       plan.smallest_feasible_budget);

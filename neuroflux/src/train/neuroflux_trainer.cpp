@@ -225,6 +225,8 @@ Report NeuroFluxTrainer::fit(UnitChain chain, const data::DataSplits& data,
     }
     for_block_modules(model, pb.first_unit, pb.last_unit,
                       [&](torch::nn::Module& m) { move_to_device(m, device); });
+    log_line("block " + std::to_string(k) + ": " + format_size(meter.current()) +
+             " live on the device before training");
     meter.reset_peak();
     BlockTrainingOptions options;
     options.block_index = k;
@@ -275,6 +277,8 @@ Report NeuroFluxTrainer::fit(UnitChain chain, const data::DataSplits& data,
     double cache_seconds = 0;
     int64_t cache_peak = 0;
     if (more && !state.stopped_early) {
+      log_line("block " + std::to_string(k) + ": " + format_size(meter.current()) +
+               " live before the caching pass");
       Stopwatch watch;
       meter.reset_peak();
       {

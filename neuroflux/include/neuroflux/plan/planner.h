@@ -46,7 +46,8 @@ class Planner {
 
   /// Predicted training peak of block [first, last] at `batch`.
   double predicted_peak(int64_t first, int64_t last, int64_t batch) const;
-  /// Largest batch (<= max_batch_size) whose predicted peak fits; 0 when none.
+  /// Largest batch (<= max_batch_size) whose predicted peak fits 90% of the budget (headroom
+  /// for the fit's error); 0 when none.
   int64_t largest_batch(int64_t first, int64_t last) const;
   /// Predicted seconds of block [first, last] at `batch`.
   double predicted_seconds(int64_t first, int64_t last, int64_t batch) const;
