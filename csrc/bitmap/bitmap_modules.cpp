@@ -72,15 +72,7 @@ at::Tensor PackedConv2dImpl::forward(const at::Tensor& input) {
 std::shared_ptr<torch::nn::Module> PackedConv2dImpl::clone(
     const c10::optional<c10::Device>& device) const {
   torch::NoGradGuard no_grad;
-  const auto& o = options;
-  auto copy = std::make_shared<PackedConv2dImpl>(
-      torch::nn::Conv2dOptions(o.in_channels(), o.out_channels(), o.kernel_size())
-          .stride(o.stride())
-          .padding(o.padding())
-          .dilation(o.dilation())
-          .groups(o.groups())
-          .bias(o.bias())
-          .padding_mode(o.padding_mode()));
+  auto copy = std::make_shared<PackedConv2dImpl>(conv2d_options_of(*this));
   const auto copy_into = [&](at::Tensor& dst, const at::Tensor& src) {
     if (!src.defined()) return;
     dst.set_data(device ? src.data().to(*device) : src.data().clone());
@@ -117,6 +109,17 @@ void PackedMaxPool2dImpl::pretty_print(std::ostream& stream) const {
   std::ostringstream base;
   torch::nn::MaxPool2dImpl::pretty_print(base);
   stream << renamed(base.str(), "torch::nn::MaxPool2d", "neuroflux::ops::PackedMaxPool2d");
+}
+
+torch::nn::Conv2dOptions conv2d_options_of(const torch::nn::Conv2dImpl& conv) {
+  const auto& o = conv.options;
+  return torch::nn::Conv2dOptions(o.in_channels(), o.out_channels(), o.kernel_size())
+      .stride(o.stride())
+      .padding(o.padding())
+      .dilation(o.dilation())
+      .groups(o.groups())
+      .bias(o.bias())
+      .padding_mode(o.padding_mode());
 }
 
 }  // namespace neuroflux::ops

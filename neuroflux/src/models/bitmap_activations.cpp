@@ -26,15 +26,7 @@ void use_bitmap_activations(std::vector<nn::Sequential>& units, const std::strin
       const std::string name = names.at(k);
       if (auto* conv = dynamic_cast<nn::Conv2dImpl*>(layer.get())) {
         if (input_is_post_relu) {
-          const auto& o = conv->options;
-          ops::PackedConv2d packed(nn::Conv2dOptions(o.in_channels(), o.out_channels(),
-                                                     o.kernel_size())
-                                       .stride(o.stride())
-                                       .padding(o.padding())
-                                       .dilation(o.dilation())
-                                       .groups(o.groups())
-                                       .bias(o.bias())
-                                       .padding_mode(o.padding_mode()));
+          ops::PackedConv2d packed(ops::conv2d_options_of(*conv));
           torch::NoGradGuard no_grad;
           packed->weight.copy_(conv->weight);
           if (conv->bias.defined()) packed->bias.copy_(conv->bias);

@@ -76,6 +76,9 @@ class BitmapReLUImpl : public torch::nn::Cloneable<BitmapReLUImpl> {
 };
 TORCH_MODULE(BitmapReLU);
 
+/// The Conv2dOptions a Conv2d (or PackedConv2d) was built with, to build its twin.
+torch::nn::Conv2dOptions conv2d_options_of(const torch::nn::Conv2dImpl& conv);
+
 /// torch::nn::Conv2d that saves its input packed. Same options, same parameters ("weight",
 /// "bias"), same initialisation, so state dicts and checkpoints move freely between the two;
 /// a dynamic_cast to torch::nn::Conv2dImpl succeeds. Transposed convolution is not supported.
