@@ -107,7 +107,7 @@ TEST_CASE("a block trained from the cache equals one trained from recomputed inp
   first.max_epochs = 1;
   first.patience = 0;
   auto data_in = data_input(run.data, config, cpu);
-  train_block(model, *data_in, first, config, cpu);
+  train_block(model, *data_in, first, config);
 
   // Snapshot the second block's initial weights, train it from a float32 cache...
   torch::nn::Sequential second;
@@ -128,7 +128,7 @@ TEST_CASE("a block trained from the cache equals one trained from recomputed inp
   next.first_unit = 2;
   next.last_unit = 3;
   auto cached = cache_input(caches[0], caches[1], caches[2], run.data, config, cpu);
-  const BlockOutcome from_cache = train_block(model, *cached, next, config, cpu);
+  const BlockOutcome from_cache = train_block(model, *cached, next, config);
   std::vector<at::Tensor> trained_from_cache;
   for (const auto& p : second->parameters()) trained_from_cache.push_back(p.detach().clone());
 
@@ -140,7 +140,7 @@ TEST_CASE("a block trained from the cache equals one trained from recomputed inp
     for (auto& b : second->buffers()) b.copy_(initial[k++]);
   }
   auto recomputed = recompute_input(run.data, config, model, 2, cpu);
-  const BlockOutcome from_recompute = train_block(model, *recomputed, next, config, cpu);
+  const BlockOutcome from_recompute = train_block(model, *recomputed, next, config);
   size_t k = 0;
   for (const auto& p : second->parameters()) {
     const at::Tensor& a = trained_from_cache[k++];

@@ -58,6 +58,13 @@ std::pair<std::string, std::vector<std::string>> expand_method(const std::string
   return {method, sets};
 }
 
+/// Where a method's run goes: "+" in variant names is not a friendly path character.
+std::string method_dir(const std::string& out, const std::string& method) {
+  std::string dir = out + "/" + method;
+  for (char& c : dir) if (c == '+') c = '_';
+  return dir;
+}
+
 /// Runs `neuroflux train` as a child process; returns its exit code.
 int run_child(const std::vector<std::string>& args, const std::string& log_path) {
   std::string self = fs::read_symlink("/proc/self/exe").string();
@@ -154,8 +161,7 @@ int bench_command(const Args& args) {
   for (size_t i = 0; i < methods.size(); ++i) {
     const std::string& name = methods[i];
     const auto [method, sets] = expand_method(name);
-    std::string dir = out + "/" + name;
-    for (char& c : dir) if (c == '+') c = '_';
+    const std::string dir = method_dir(out, name);
     Row row{name, std::nullopt, 0};
     if (!(parsed.count("resume") != 0 && fs::exists(dir + "/report.json"))) {
       std::vector<std::string> child = {"train", "--config", config_path, "--out", dir};
@@ -201,8 +207,7 @@ int bench_command(const Args& args) {
       continue;
     }
     const Report& rep = *r.report;
-    std::string dir = out + "/" + r.name;
-    for (char& c : dir) if (c == '+') c = '_';
+    const std::string dir = method_dir(out, r.name);
     json batches = json::array();
     for (const auto& b : rep.blocks) batches.push_back(b.batch_size);
     const json ttt = time_to_target(rep, target);

@@ -16,6 +16,14 @@ const char* split_name(Split split) {
   return "?";
 }
 
+const data::ImageSet& split_of(const data::DataSplits& data, Split split) {
+  switch (split) {
+    case Split::kTrain: return data.train;
+    case Split::kVal: return data.val;
+    default: return data.test;
+  }
+}
+
 at::Tensor epoch_order(int64_t n, uint64_t seed, int64_t epoch) {
   // Must stay the formula CacheBatchLoader uses (see src/cache), so cached and recomputed inputs
   // arrive in one order.
@@ -25,14 +33,6 @@ at::Tensor epoch_order(int64_t n, uint64_t seed, int64_t epoch) {
 }
 
 namespace {
-
-const data::ImageSet& split_of(const data::DataSplits& data, Split split) {
-  switch (split) {
-    case Split::kTrain: return data.train;
-    case Split::kVal: return data.val;
-    default: return data.test;
-  }
-}
 
 void in_order_of_set(const data::ImageSet& set, int64_t batch_size, const c10::Device& device,
                      const BatchFn& fn) {

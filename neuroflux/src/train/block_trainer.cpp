@@ -36,8 +36,7 @@ std::vector<double> evaluate_block_heads(LocalModel& model, BlockInput& input, S
 }
 
 BlockOutcome train_block(LocalModel& model, BlockInput& input, const BlockTrainingOptions& o,
-                         const Config& config, const c10::Device& device) {
-  (void)device;
+                         const Config& config) {
   const int64_t first = o.first_unit, last = o.last_unit;
   std::vector<std::unique_ptr<torch::optim::Optimizer>> optimizers;
   for (int64_t i = first; i <= last; ++i)

@@ -192,11 +192,9 @@ Report NeuroFluxTrainer::fit(UnitChain chain, const data::DataSplits& data,
     if (cache_options.where == "disk") {
       try {
         for (Split split : kSplits) {
-          const int64_t count = split == Split::kTrain ? data.train.size()
-                                : split == Split::kVal ? data.val.size()
-                                                       : data.test.size();
-          caches[static_cast<int>(split)] = ActivationCache::open(
-              cache_path(k - 1, split), model->chain()->output_shape(last), count, key);
+          caches[static_cast<int>(split)] =
+              ActivationCache::open(cache_path(k - 1, split), model->chain()->output_shape(last),
+                                    split_of(data, split).size(), key);
         }
         return;
       } catch (const DataError& e) {
@@ -242,7 +240,7 @@ Report NeuroFluxTrainer::fit(UnitChain chain, const data::DataSplits& data,
     BlockOutcome outcome;
     {
       MemoryLimitGuard limit(meter, config.memory.budget);
-      outcome = train_block(model, *input, options, config, device);
+      outcome = train_block(model, *input, options, config);
     }
     const int64_t training_peak = meter.peak();
     state.train_seconds += outcome.train_seconds;

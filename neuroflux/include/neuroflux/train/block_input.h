@@ -20,6 +20,7 @@ namespace neuroflux {
 
 enum class Split { kTrain = 0, kVal = 1, kTest = 2 };
 const char* split_name(Split split);
+const data::ImageSet& split_of(const data::DataSplits& data, Split split);
 
 using BatchFn = std::function<void(const at::Tensor& inputs, const at::Tensor& labels)>;
 

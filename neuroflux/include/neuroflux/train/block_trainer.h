@@ -37,9 +37,9 @@ struct BlockTrainingOptions {
   double seconds_before = 0;     ///< training seconds of the run so far (history is cumulative)
 };
 
-/// `model`'s block units must be on `device`.
+/// `model`'s block units must be on the device `input` delivers batches to.
 BlockOutcome train_block(LocalModel& model, BlockInput& input, const BlockTrainingOptions& options,
-                         const Config& config, const c10::Device& device);
+                         const Config& config);
 
 /// Validation accuracy of every head of units [first, last] on `split` of `input`.
 std::vector<double> evaluate_block_heads(LocalModel& model, BlockInput& input, Split split,
