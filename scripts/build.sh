@@ -4,7 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc 2>/dev/null || echo 2)
+# Ninja, because the Makefile generator lists every source in flags.make, on which the PCH
+# depends: adding one file there rebuilds the PCH and then every file. A build/ configured
+# earlier keeps its generator.
+generator=()
+if [ ! -f build/CMakeCache.txt ] && command -v ninja >/dev/null; then generator=(-G Ninja); fi
 if [ ! -f build/CMakeCache.txt ] || [ $# -gt 0 ]; then
-  cmake -S . -B build -DCMAKE_BUILD_TYPE=Release "$@"
+  cmake -S . -B build "${generator[@]}" -DCMAKE_BUILD_TYPE=Release "$@"
 fi
 cmake --build build -j"$jobs"

@@ -4,6 +4,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ccache git
+  ninja-build         # a new source file costs one compile, not a PCH + full rebuild as with make
   libtorch-dev        # LibTorch 1.13.1 (CPU) with c10d
   libgloo-dev         # headers c10d's Gloo backend needs
   libopenblas0-pthread  # LibTorch calls libblas.so.3: OpenBLAS is ~35x the reference BLAS

@@ -75,6 +75,13 @@ TEST_CASE("bad values are refused with the JSON path", "[config][unit]") {
   CHECK(error_of({{"train", {{"batch_size", 0}}}}).rfind("/train/batch_size:", 0) == 0);
   CHECK(error_of({{"neuroflux", {{"cache", {{"where", "cloud"}}}}}})
             .rfind("/neuroflux/cache/where:", 0) == 0);
+  CHECK(error_of({{"memory", {{"strategy", "swap"}}}}).rfind("/memory/strategy: expected one of", 0) == 0);
+  // checkpoint and offload choose what fits a budget; local learning has nothing to recompute.
+  CHECK(error_of({{"memory", {{"strategy", "checkpoint"}}}}).find("memory.budget") != std::string::npos);
+  CHECK(error_of({{"method", "local"}, {"memory", {{"budget", "8MiB"}, {"strategy", "offload"}}}})
+            .rfind("/memory/strategy:", 0) == 0);
+  CHECK(error_of({{"memory", {{"budget", "8MiB"}, {"strategy", "offload"}}}}).empty());
+  CHECK(error_of({{"memory", {{"strategy", "checkpoint_sqrt"}}}}).empty());
 }
 
 TEST_CASE("--set overrides reach nested keys and parse JSON values", "[config][unit]") {

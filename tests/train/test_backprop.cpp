@@ -116,3 +116,53 @@ TEST_CASE("a budget that fits no batch names the smallest that would", "[train][
     CHECK(std::string(e.what()).find("train.batch_size 64") != std::string::npos);
   }
 }
+
+TEST_CASE("recomputation and offloading train to plain backprop's losses inside a smaller budget",
+          "[train][integration]") {
+  neuroflux::Config config = small_synthetic_config();
+  config.data.augment = false;
+  config.train.epochs = 2;
+  config.output.dir = temp_dir("strategy-none");
+  const neuroflux::Report plain = neuroflux::run_training(config, false);
+  // Below plain backprop's own peak: only a strategy that drops activations fits.
+  const int64_t budget = plain.peak_memory_bytes * 85 / 100;
+  for (const std::string strategy : {"checkpoint", "checkpoint_sqrt", "offload"}) {
+    INFO("memory.strategy " << strategy);
+    neuroflux::Config c = config;
+    c.memory.strategy = strategy;
+    // The sqrt(n) rule ignores budgets (it is a fixed rule): it runs unbounded and must still
+    // peak below plain backprop.
+    if (strategy != "checkpoint_sqrt") c.memory.budget = budget;
+    c.output.dir = temp_dir("strategy-" + strategy);
+    const neuroflux::Report report = neuroflux::run_training(c, false);
+    std::filesystem::remove_all(c.output.dir);
+    REQUIRE(report.history.size() == plain.history.size());
+    for (size_t i = 0; i < plain.history.size(); ++i)
+      CHECK(report.history[i].train_loss == Approx(plain.history[i].train_loss).epsilon(1e-4));
+    CHECK(report.final.test_accuracy == Approx(plain.final.test_accuracy).margin(0.02));
+    if (c.memory.budget) CHECK(report.peak_memory_bytes <= budget);
+    CHECK(report.peak_memory_bytes < plain.peak_memory_bytes);
+    const nlohmann::json& used = report.extra.at("memory_strategy");
+    CHECK(used.at("strategy") == strategy);
+    CHECK(used.at("recomputed_stages_per_step").get<int64_t>() > 0);
+    REQUIRE(report.blocks[0].predicted_peak_bytes.has_value());
+    if (strategy == "offload") CHECK(used.contains("transfer_wait_seconds"));
+  }
+  std::filesystem::remove_all(config.output.dir);
+}
+
+TEST_CASE("a budget no schedule meets is refused with the smallest one that works",
+          "[train][integration]") {
+  neuroflux::Config config = small_synthetic_config();
+  config.train.epochs = 1;
+  config.train.batch_size = 0;   // auto
+  config.memory.strategy = "checkpoint";
+  config.memory.budget = 40 * 1024;
+  config.output.dir = temp_dir("strategy-impossible");
+  try {
+    neuroflux::run_training(config, false);
+    FAIL("expected a BudgetError");
+  } catch (const neuroflux::BudgetError& e) {
+    CHECK(std::string(e.what()).find("smallest budget") != std::string::npos);
+  }
+}

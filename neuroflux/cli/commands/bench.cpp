@@ -38,6 +38,9 @@ std::pair<std::string, std::vector<std::string>> expand_method(const std::string
       {"fp32cache", {"neuroflux.cache.dtype=float32"}},
       {"noexit", {"neuroflux.progressive_exit=false"}},
       {"auto", {"train.batch_size=\"auto\""}},
+      {"checkpoint", {"memory.strategy=\"checkpoint\""}},
+      {"checkpoint_sqrt", {"memory.strategy=\"checkpoint_sqrt\""}},
+      {"offload", {"memory.strategy=\"offload\""}},
   };
   std::stringstream parts(spec);
   std::string method, part;
@@ -45,7 +48,9 @@ std::pair<std::string, std::vector<std::string>> expand_method(const std::string
   if (method != "backprop" && method != "local" && method != "neuroflux")
     throw ConfigError("--methods: unknown method '" + method + "' in '" + spec +
                       "' (backprop, local, neuroflux)");
-  std::vector<std::string> sets = {"method=" + method};
+  // The memory strategy is a variant too (backprop+checkpoint), so a config's own strategy does
+  // not leak into the methods it does not apply to.
+  std::vector<std::string> sets = {"method=" + method, "memory.strategy=\"none\""};
   while (std::getline(parts, part, '+')) {
     auto it = variants.find(part);
     if (it == variants.end()) {

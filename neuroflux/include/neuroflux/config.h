@@ -38,7 +38,10 @@ struct DataConfig {
 
 struct MemoryConfig {
   std::optional<int64_t> budget;       ///< bytes; nullopt = unbounded
-  std::string strategy = "none";       ///< none (others arrive with the recomputation issue)
+  /// Backprop only: none | checkpoint (optimal recomputation) | checkpoint_sqrt (every
+  /// sqrt(n) units) | offload (checkpoints kept in host memory, prefetched back).
+  std::string strategy = "none";
+  std::string offload_dir;             ///< offload's temporary files ("" = $TMPDIR or /tmp)
 };
 
 struct TrainConfig {

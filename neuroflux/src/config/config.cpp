@@ -47,7 +47,8 @@ void read_data(JsonReader r, DataConfig& d) {
 
 void read_memory(JsonReader r, MemoryConfig& m) {
   r.size("budget", m.budget);
-  r.choice("strategy", m.strategy, {"none"});
+  r.choice("strategy", m.strategy, {"none", "checkpoint", "checkpoint_sqrt", "offload"});
+  r.string("offload_dir", m.offload_dir);
   r.finish();
 }
 
@@ -107,6 +108,13 @@ Config Config::from_json(const json& value) {
   output.string("dir", c.output.dir);
   output.finish();
   r.finish();
+  if (c.memory.strategy != "none" && c.method != "backprop")
+    throw ConfigError("/memory/strategy: \"" + c.memory.strategy +
+                      "\" applies to method backprop (local and neuroflux free activations "
+                      "unit by unit already), not " + c.method);
+  if ((c.memory.strategy == "checkpoint" || c.memory.strategy == "offload") && !c.memory.budget)
+    throw ConfigError("/memory/strategy: \"" + c.memory.strategy +
+                      "\" chooses what to keep under memory.budget, which is not set");
   if (c.train.max_batch_size < c.train.batch_size)
     throw ConfigError("/train/max_batch_size: " + std::to_string(c.train.max_batch_size) +
                       " is below /train/batch_size " + std::to_string(c.train.batch_size));
@@ -185,7 +193,7 @@ json Config::to_json() const {
         {"augment", data.augment}, {"image_size", data.image_size},
         {"channels", data.channels}, {"num_classes", data.num_classes},
         {"train_size", data.train_size}, {"test_size", data.test_size}}},
-      {"memory", {{"budget", budget}, {"strategy", memory.strategy}}},
+      {"memory", {{"budget", budget}, {"strategy", memory.strategy}, {"offload_dir", memory.offload_dir}}},
       {"train",
        {{"epochs", train.epochs},
         {"batch_size", train.batch_size == 0 ? json("auto") : json(train.batch_size)},

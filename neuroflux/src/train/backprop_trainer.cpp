@@ -10,6 +10,7 @@
 #include "neuroflux/train/block_input.h"
 #include "neuroflux/train/checkpoint.h"
 #include "neuroflux/train/evaluate.h"
+#include "neuroflux/train/memory_strategy.h"
 #include "neuroflux/train/module_snapshot.h"
 #include "neuroflux/train/optim.h"
 #include "neuroflux/util/atomic_file.h"
@@ -47,12 +48,14 @@ Report BackpropTrainer::fit(UnitChain model, const data::DataSplits& data) {
       setup_.resume && !setup_.out_dir.empty() ? checkpointer.peek() : std::nullopt;
   if (saved) check_resumable(saved->at("state"), config, checkpointer.dir());
 
+  MemoryStrategy strategy(model, config, device);
   int64_t batch_size = 0;
   if (saved) {
     batch_size = saved->at("state").at("batch_size");
   } else {
     const ModuleSnapshot snapshot(*model);
     auto trial = [&](int64_t b) {
+      strategy.use_batch(b);
       auto optimizer = make_optimizer(model->parameters(), config.train, config.train.lr);
       const at::Tensor x = torch::randn({b, data.channels, data.height, data.width},
                                         torch::TensorOptions(device));
@@ -61,13 +64,25 @@ Report BackpropTrainer::fit(UnitChain model, const data::DataSplits& data) {
       // Two steps: the second runs with the optimizer state and gradients the first created.
       for (int step = 0; step < 2; ++step) {
         optimizer->zero_grad();
-        torch::cross_entropy_loss(model->forward(x), y).backward();
+        torch::cross_entropy_loss(strategy.forward(x), y).backward();
         optimizer->step();
       }
       for (auto& p : model->parameters()) p.mutable_grad() = at::Tensor();
     };
     batch_size = choose_batch_size(config, meter, trial, what);
     snapshot.restore(*model);
+  }
+  if (!strategy.plain()) {
+    // The search may have tried another batch last: make the chosen one's schedule current
+    // (profiled under the budget here when the search did not run, as on resume).
+    MemoryLimitGuard limit(meter, config.memory.budget);
+    const ModuleSnapshot snapshot(*model);
+    strategy.use_batch(batch_size);
+    snapshot.restore(*model);
+    strategy.reset_statistics();
+    log_line(what + " with memory.strategy " + config.memory.strategy + " at batch " +
+             std::to_string(batch_size) + ": " +
+             strategy.describe().at("schedule").at("describe").get<std::string>());
   }
 
   auto optimizer = make_optimizer(model->parameters(), config.train, config.train.lr);
@@ -93,7 +108,7 @@ Report BackpropTrainer::fit(UnitChain model, const data::DataSplits& data) {
           "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(config.train.epochs),
           [&](const at::Tensor& x, const at::Tensor& y) {
             optimizer->zero_grad();
-            const at::Tensor logits = model->forward(x);
+            const at::Tensor logits = strategy.forward(x);
             const at::Tensor loss = torch::cross_entropy_loss(logits, y);
             loss.backward();
             optimizer->step();
@@ -151,6 +166,10 @@ Report BackpropTrainer::fit(UnitChain model, const data::DataSplits& data) {
   report.final.params = report.full_model_params;
   report.final.exit_unit = model->size() - 1;
   report.blocks.push_back(whole_network_block(model->size(), batch_size, config.train.epochs, state));
+  if (!strategy.plain()) {
+    report.blocks.back().predicted_peak_bytes = strategy.predicted_peak_bytes();
+    report.extra["memory_strategy"] = strategy.describe();
+  }
 
   if (!setup_.out_dir.empty()) {
     save_full_chain(model, config, setup_.out_dir + "/model.pt");

@@ -1,0 +1,207 @@
+#include "neuroflux/recompute/scheduled_chain.h"
+
+#include <ATen/Context.h>
+#include <ATen/core/ivalue.h>
+#include <torch/csrc/autograd/autograd.h>
+#include <torch/csrc/autograd/custom_function.h>
+#include <torch/custom_class_detail.h>
+
+#include <mutex>
+#include <optional>
+
+namespace neuroflux {
+
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+at::Tensor generator_state(const c10::Device& device) {
+  at::Generator generator = at::globalContext().defaultGenerator(device);
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  return generator.get_state();
+}
+
+void set_generator_state(const c10::Device& device, const at::Tensor& state) {
+  at::Generator generator = at::globalContext().defaultGenerator(device);
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  generator.set_state(state);
+}
+
+// The random-number state a segment's first forward saw, so its re-run draws the same dropout
+// masks (torch.utils.checkpoint's preserve_rng_state): the CPU generator, and the device's.
+struct RngState {
+  at::Tensor cpu;
+  std::optional<std::pair<c10::Device, at::Tensor>> device;
+
+  static RngState capture(const c10::Device& on) {
+    RngState s;
+    s.cpu = generator_state(c10::Device(c10::kCPU));
+    if (!on.is_cpu()) s.device = std::make_pair(on, generator_state(on));
+    return s;
+  }
+  void restore() const {
+    set_generator_state(c10::Device(c10::kCPU), cpu);
+    if (device) set_generator_state(device->first, device->second);
+  }
+};
+
+// Sets a saved state for its lifetime, then puts back the state the training had reached.
+class RngFork {
+ public:
+  explicit RngFork(const RngState& saved)
+      : now_(RngState::capture(saved.device ? saved.device->first : c10::Device(c10::kCPU))) {
+    saved.restore();
+  }
+  ~RngFork() { now_.restore(); }
+  RngFork(const RngFork&) = delete;
+  RngFork& operator=(const RngFork&) = delete;
+
+ private:
+  RngState now_;
+};
+
+// Batch norm updated its running statistics in the segment's first forward; the re-run must not
+// update them a second time, so they are put back after it.
+class BufferRestore {
+ public:
+  BufferRestore(UnitChain& model, int64_t first, int64_t last) {
+    for (int64_t stage = first; stage < last; ++stage)
+      for (at::Tensor& buffer : model->unit(stage)->buffers())
+        saved_.emplace_back(buffer, buffer.clone());
+  }
+  ~BufferRestore() {
+    at::NoGradGuard no_grad;
+    for (auto& [buffer, value] : saved_) buffer.copy_(value);
+  }
+  BufferRestore(const BufferRestore&) = delete;
+  BufferRestore& operator=(const BufferRestore&) = delete;
+
+ private:
+  std::vector<std::pair<at::Tensor, at::Tensor>> saved_;
+};
+
+at::Tensor run_nodes(UnitChain& model, const std::vector<ScheduleNode>& nodes, at::Tensor x,
+                     const std::shared_ptr<OffloadStore>& store, bool top);
+
+struct SegmentState : torch::CustomClassHolder {
+  UnitChain model;
+  ScheduleNode node;
+  std::shared_ptr<OffloadStore> store;
+  RngState rng;
+  bool input_requires_grad = false;
+  int64_t slot = -1;   // offloaded input's slot in the store
+  std::vector<at::Tensor> params;
+  SegmentState(UnitChain m, ScheduleNode n, std::shared_ptr<OffloadStore> s)
+      : model(std::move(m)), node(std::move(n)), store(std::move(s)) {}
+};
+
+class SegmentFunction : public torch::autograd::Function<SegmentFunction> {
+ public:
+  // Runs with autograd off (Function::apply sees to it): nothing of the segment is kept.
+  static variable_list forward(AutogradContext* ctx, const at::Tensor& x,
+                               const c10::intrusive_ptr<SegmentState>& state,
+                               at::TensorList params) {
+    (void)params;   // inputs only so that the segment's weights receive gradients
+    state->rng = RngState::capture(x.device());
+    state->input_requires_grad = x.requires_grad();
+    at::Tensor y = x;
+    for (int64_t stage = state->node.first; stage < state->node.last; ++stage)
+      y = run_stage(state->model, stage, y);
+    if (state->node.offload_input) {
+      state->slot = state->store->offload(x);
+    } else {
+      ctx->save_for_backward({x});
+    }
+    ctx->saved_data["state"] = c10::IValue::make_capsule(state);
+    return {y};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    auto* state = static_cast<SegmentState*>(ctx->saved_data["state"].toCapsule().get());
+    const at::Tensor saved =
+        state->node.offload_input ? state->store->fetch(state->slot) : ctx->get_saved_variables()[0];
+    const at::Tensor input = saved.detach().requires_grad_(state->input_requires_grad);
+    // Batch norm's running statistics are put back only after the gradients are computed: its
+    // backward node holds them and refuses to run once they are modified in place.
+    BufferRestore keep_statistics(state->model, state->node.first, state->node.last);
+    at::Tensor y;
+    {
+      RngFork same_randomness(state->rng);
+      torch::AutoGradMode recording(true);
+      y = run_nodes(state->model, state->node.inner, input, nullptr, /*top=*/false);
+    }
+    std::vector<at::Tensor> wrt;
+    if (state->input_requires_grad) wrt.push_back(input);
+    for (const at::Tensor& p : state->params)
+      if (p.requires_grad()) wrt.push_back(p);
+    const variable_list grads = torch::autograd::grad({y}, wrt, {grad_outputs[0]},
+                                                      /*retain_graph=*/false,
+                                                      /*create_graph=*/false,
+                                                      /*allow_unused=*/true);
+    variable_list result;
+    size_t next = 0;
+    result.push_back(state->input_requires_grad ? grads[next++] : at::Tensor());
+    result.emplace_back();   // the state argument
+    for (const at::Tensor& p : state->params)
+      result.push_back(p.requires_grad() ? grads[next++] : at::Tensor());
+    return result;
+  }
+};
+
+at::Tensor run_nodes(UnitChain& model, const std::vector<ScheduleNode>& nodes, at::Tensor x,
+                     const std::shared_ptr<OffloadStore>& store, bool top) {
+  int64_t previous_slot = -1;
+  for (const ScheduleNode& node : nodes) {
+    at::Tensor y;
+    int64_t slot = -1;
+    if (node.kind == ScheduleNode::Kind::Store) {
+      y = run_stage(model, node.first, x);
+    } else {
+      auto state = c10::make_intrusive<SegmentState>(model, node, store);
+      state->params = model->unit_parameters(node.first, node.last, false);
+      y = SegmentFunction::apply(x, state, at::TensorList(state->params))[0];
+      slot = state->slot;
+    }
+    // The previous node's offloaded input comes back while this node runs backward: the hook
+    // fires when this node's output gradient is ready, just before its backward starts.
+    if (top && previous_slot >= 0 && y.requires_grad()) {
+      std::shared_ptr<OffloadStore> target = store;
+      const int64_t wanted = previous_slot;
+      y.register_hook([target, wanted](const at::Tensor&) { target->prefetch(wanted); });
+    }
+    previous_slot = slot;
+    x = std::move(y);
+  }
+  return x;
+}
+
+}  // namespace
+
+at::Tensor run_stage(UnitChain& model, int64_t stage, const at::Tensor& x) {
+  return stage < model->size() ? model->unit(stage)->forward(x)
+                               : model->classifier()->forward(x);
+}
+
+ScheduledChain::ScheduledChain(UnitChain model, CheckpointSchedule schedule,
+                               std::shared_ptr<OffloadStore> store)
+    : model_(std::move(model)), schedule_(std::move(schedule)), store_(std::move(store)) {
+  TORCH_CHECK(!schedule_.nodes.empty() && schedule_.nodes.back().last == model_->size() + 1,
+              "ScheduledChain: the schedule covers ", schedule_.nodes.empty() ? 0 : schedule_.nodes.back().last,
+              " stages, the model has ", model_->size() + 1);
+  bool offloads = false;
+  for (const ScheduleNode& node : schedule_.nodes) offloads = offloads || node.offload_input;
+  if (offloads)
+    TORCH_CHECK(store_ != nullptr, "ScheduledChain: an offloading schedule needs an OffloadStore");
+}
+
+at::Tensor ScheduledChain::forward(const at::Tensor& x) {
+  if (store_) store_->new_step();
+  return run_nodes(model_, schedule_.nodes, x, store_, /*top=*/true);
+}
+
+OffloadStats ScheduledChain::offload_stats() const {
+  return store_ ? store_->stats() : OffloadStats{};
+}
+
+}  // namespace neuroflux
