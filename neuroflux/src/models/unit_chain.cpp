@@ -128,10 +128,18 @@ at::Tensor UnitChainImpl::forward_units(at::Tensor x, int64_t first, int64_t las
       ++i;
       continue;
     }
-    // A run of plain conv-stack units: one stack, so only its input and output stay alive.
+    // A run of plain conv-stack units up to and including the next pool: one stack, so only
+    // its input and output stay alive. Cut at pools (LR-CNN's segments): one stack over a whole
+    // VGG would give its few output rows a receptive field of nearly the whole image, and every
+    // band would recompute almost everything (measured: slower and larger than plain).
     std::vector<ops::RowLayer> layers;
     for (; i < last && row_stack_[i]; ++i) {
       ops::append_row_layers(layers, units_[i], "unit" + std::to_string(i));
+      const auto kind = layers.back().kind;
+      if (kind == ops::RowLayer::Kind::kMaxPool || kind == ops::RowLayer::Kind::kAvgPool) {
+        ++i;
+        break;
+      }
     }
     x = ops::row_centric_forward(x, layers, *row_centric_);
   }
