@@ -155,7 +155,7 @@ TEST_CASE("a row-centric vgg-like stack in float32 matches within float toleranc
     for (size_t i = 0; i < got.size(); ++i) CHECK(torch::allclose(got[i], ref_grads[i], 1e-3, 1e-4));
   }
   // The stack shares the Sequential's parameters, and a clone does not.
-  ops::RowCentricStack stack(seq, {});
+  ops::RowCentricStack stack(seq, ops::RowCentricOptions{});
   CHECK(stack->parameters().size() == seq->parameters().size());
   auto copy = std::dynamic_pointer_cast<ops::RowCentricStackImpl>(stack->clone());
   REQUIRE(copy);
