@@ -16,5 +16,7 @@ int eval_command(const Args& args);
 int bench_command(const Args& args);
 /// Micro-benchmark of the custom operators (bitmap pack/unpack against a plain copy).
 int bench_ops_command(const Args& args);
+/// Peak memory and step time of row-centric conv stacks against plain backprop.
+int bench_rowconv_command(const Args& args);
 
 }  // namespace neuroflux::cli

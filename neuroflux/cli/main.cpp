@@ -21,6 +21,8 @@ const std::map<std::string, std::pair<Command, const char*>>& commands() {
       {"eval", {&neuroflux::cli::eval_command, "accuracy and speed of an exported model"}},
       {"bench", {&neuroflux::cli::bench_command, "run methods side by side under one budget"}},
       {"bench-ops", {&neuroflux::cli::bench_ops_command, "custom operator micro-benchmark"}},
+      {"bench-rowconv",
+       {&neuroflux::cli::bench_rowconv_command, "row-centric conv stacks against plain backprop"}},
   };
   return table;
 }

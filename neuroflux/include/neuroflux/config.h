@@ -12,6 +12,13 @@
 
 namespace neuroflux {
 
+/// model.row_centric: run the conv stacks stripe by stripe (csrc/rowconv). Absent or null = off.
+struct RowCentricConfig {
+  bool enabled = false;
+  int64_t stripes = 8;                 ///< 0 = "auto": largest band under memory.budget
+  std::string scheme = "overlap";      ///< overlap|two_phase
+};
+
 struct ModelConfig {
   std::string name = "vgg11";       ///< vgg11|vgg16|vgg19|resnet18|resnet34|mobilenetv2|simplecnn
   double width = 1.0;               ///< channel multiplier
@@ -19,6 +26,7 @@ struct ModelConfig {
   int64_t in_channels = 0;          ///< 0: taken from the data set
   int64_t num_classes = 0;          ///< 0: taken from the data set
   std::string activations = "dense";  ///< dense|bitmap (saved post-ReLU activations)
+  RowCentricConfig row_centric;
 };
 
 struct DataConfig {

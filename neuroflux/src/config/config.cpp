@@ -27,6 +27,11 @@ void read_model(JsonReader r, ModelConfig& m) {
   r.integer("in_channels", m.in_channels, 0);
   r.integer("num_classes", m.num_classes, 0);
   r.choice("activations", m.activations, {"dense", "bitmap"});
+  m.row_centric.enabled = r.has("row_centric");
+  JsonReader rc = r.section("row_centric");
+  rc.integer_or_word("stripes", m.row_centric.stripes, "auto", 0);
+  rc.choice("scheme", m.row_centric.scheme, {"overlap", "two_phase"});
+  rc.finish();
   r.finish();
 }
 
@@ -99,6 +104,10 @@ Config Config::from_json(const json& value) {
   read_model(r.section("model"), c.model);
   read_data(r.section("data"), c.data);
   read_memory(r.section("memory"), c.memory);
+  if (c.model.row_centric.enabled && c.model.row_centric.stripes == 0 && !c.memory.budget) {
+    throw ConfigError("/model/row_centric/stripes: \"auto\" picks the largest stripe under "
+                      "/memory/budget, which is not set");
+  }
   read_train(r.section("train"), c.train);
   read_neuroflux(r.section("neuroflux"), c.neuroflux);
   JsonReader bench = r.section("bench");
@@ -186,7 +195,13 @@ json Config::to_json() const {
       {"model",
        {{"name", model.name}, {"width", model.width}, {"batch_norm", model.batch_norm},
         {"in_channels", model.in_channels}, {"num_classes", model.num_classes},
-        {"activations", model.activations}}},
+        {"activations", model.activations},
+        {"row_centric",
+         model.row_centric.enabled
+             ? json{{"stripes", model.row_centric.stripes == 0 ? json("auto")
+                                                               : json(model.row_centric.stripes)},
+                    {"scheme", model.row_centric.scheme}}
+             : json(nullptr)}}},
       {"data",
        {{"name", data.name}, {"root", data.root}, {"val_fraction", data.val_fraction},
         {"train_limit", data.train_limit}, {"test_limit", data.test_limit},

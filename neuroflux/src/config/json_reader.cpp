@@ -36,6 +36,11 @@ void JsonReader::fail(const std::string& key, const std::string& what) const {
   throw ConfigError(pointer_ + "/" + key + ": " + what);
 }
 
+bool JsonReader::has(const std::string& key) const {
+  auto it = value_.find(key);
+  return it != value_.end() && !it->is_null();
+}
+
 JsonReader JsonReader::section(const std::string& key) {
   const nlohmann::json* v = find(key);
   if (v != nullptr && !v->is_object() && !v->is_null())

@@ -18,6 +18,8 @@ class JsonReader {
   JsonReader(const nlohmann::json& value, std::string pointer);
 
   JsonReader section(const std::string& key);
+  /// True when `key` is present and not null (reading nothing: a later read still counts).
+  bool has(const std::string& key) const;
 
   void string(const std::string& key, std::string& out);
   void choice(const std::string& key, std::string& out, const std::vector<std::string>& allowed);

@@ -14,6 +14,9 @@
 #include <torch/nn/modules/conv.h>
 
 #include <cstdint>
+#include <optional>
+
+#include "neuroflux/ops/row_centric.h"
 
 namespace neuroflux {
 
@@ -42,6 +45,9 @@ class BasicBlockImpl : public torch::nn::Cloneable<BasicBlockImpl> {
   torch::nn::BatchNorm2d bn1{nullptr}, bn2{nullptr};  ///< null without batch norm
   torch::nn::ReLU relu1{nullptr}, relu2{nullptr};
   torch::nn::Sequential shortcut{nullptr};            ///< null for the identity shortcut
+  /// When set (model.row_centric, no batch norm), the main path conv1 - ReLU - conv2 runs as a
+  /// row-centric stack, so conv1's output is never kept whole.
+  std::optional<ops::RowCentricOptions> row_centric;
 };
 TORCH_MODULE(BasicBlock);
 

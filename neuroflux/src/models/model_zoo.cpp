@@ -143,8 +143,12 @@ UnitChain build_model(const ModelConfig& config, std::vector<int64_t> input_shap
   for (auto& unit : built.units) init_weights(*unit);
   init_weights(*classifier);
   if (config.activations == "bitmap") zoo::use_bitmap_activations(built.units, config.name);
-  return UnitChain(std::move(built.units), std::move(classifier), std::move(input_shape),
-                   num_classes, config.name);
+  std::optional<ops::RowCentricOptions> row_centric;
+  if (config.row_centric.enabled) row_centric = zoo::use_row_centric(built.units, config);
+  UnitChain chain(std::move(built.units), std::move(classifier), std::move(input_shape),
+                  num_classes, config.name);
+  chain->set_row_centric(row_centric);
+  return chain;
 }
 
 UnitChain chain_from_sequential(torch::nn::Sequential network, std::vector<int64_t> input_shape,

@@ -121,8 +121,36 @@ at::Tensor UnitChainImpl::forward(const at::Tensor& x) {
 at::Tensor UnitChainImpl::forward_units(at::Tensor x, int64_t first, int64_t last) {
   TORCH_CHECK(0 <= first && first <= last && last <= size(), "UnitChain '", name_,
               "': forward_units(", first, ", ", last, ") out of range for ", size(), " units");
-  for (int64_t i = first; i < last; ++i) x = units_[i]->forward(x);
+  int64_t i = first;
+  while (i < last) {
+    if (!row_centric_ || !row_stack_[i]) {
+      x = units_[i]->forward(x);
+      ++i;
+      continue;
+    }
+    // A run of plain conv-stack units up to and including the next pool: one stack, so only
+    // its input and output stay alive. Cut at pools (LR-CNN's segments): one stack over a whole
+    // VGG would give its few output rows a receptive field of nearly the whole image, and every
+    // band would recompute almost everything (measured: slower and larger than plain).
+    std::vector<ops::RowLayer> layers;
+    for (; i < last && row_stack_[i]; ++i) {
+      ops::append_row_layers(layers, units_[i], "unit" + std::to_string(i));
+      const auto kind = layers.back().kind;
+      if (kind == ops::RowLayer::Kind::kMaxPool || kind == ops::RowLayer::Kind::kAvgPool) {
+        ++i;
+        break;
+      }
+    }
+    x = ops::row_centric_forward(x, layers, *row_centric_);
+  }
   return x;
+}
+
+void UnitChainImpl::set_row_centric(std::optional<ops::RowCentricOptions> options) {
+  row_centric_ = std::move(options);
+  row_stack_.assign(units_.size(), false);
+  if (!row_centric_) return;
+  for (size_t i = 0; i < units_.size(); ++i) row_stack_[i] = ops::is_row_stack(units_[i]);
 }
 
 const std::vector<int64_t>& UnitChainImpl::output_shape(int64_t i) const {

@@ -8,8 +8,11 @@
 #include <torch/nn/modules/container/sequential.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "neuroflux/ops/row_centric.h"
 
 namespace neuroflux {
 
@@ -23,6 +26,12 @@ class UnitChainImpl : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& x);
   /// Units [first, last) only.
   at::Tensor forward_units(at::Tensor x, int64_t first, int64_t last);
+
+  /// Row-centric execution (model.row_centric): from now on forward_units runs every run of
+  /// consecutive plain conv-stack units (Conv2d / ReLU / MaxPool2d / AvgPool2d only) as one
+  /// row-centric stack; other units run as before. nullopt switches it off.
+  void set_row_centric(std::optional<ops::RowCentricOptions> options);
+  const std::optional<ops::RowCentricOptions>& row_centric() const { return row_centric_; }
 
   int64_t size() const { return static_cast<int64_t>(units_.size()); }
   torch::nn::Sequential& unit(int64_t i) { return units_.at(i); }
@@ -45,6 +54,8 @@ class UnitChainImpl : public torch::nn::Module {
   std::vector<std::vector<int64_t>> output_shapes_;
   int64_t num_classes_;
   std::string name_;
+  std::optional<ops::RowCentricOptions> row_centric_;
+  std::vector<bool> row_stack_;  ///< per unit: may join a row-centric run
 };
 TORCH_MODULE(UnitChain);
 

@@ -1,0 +1,44 @@
+// model.row_centric: which zoo models may run their conv stacks stripe by stripe, and the
+// options they run with. VGG's and simplecnn's units are plain Conv2d / ReLU / MaxPool2d stacks,
+// which UnitChain runs as one row-centric stack per run of units; ResNet's basic blocks run their
+// conv1 - ReLU - conv2 path row-centric inside the block (the residual add needs the whole map).
+#include <torch/torch.h>
+
+#include "models/blocks.h"
+#include "models/zoo_builders.h"
+#include "neuroflux/errors.h"
+
+namespace neuroflux {
+namespace zoo {
+
+ops::RowCentricOptions use_row_centric(std::vector<torch::nn::Sequential>& units,
+                                       const ModelConfig& config) {
+  const std::string& name = config.name;
+  if (name.rfind("vgg", 0) != 0 && name.rfind("resnet", 0) != 0 && name != "simplecnn") {
+    throw ConfigError("/model/row_centric: runs the conv stacks of vgg11/16/19, resnet18/34 and "
+                      "simplecnn; " + name + " has none it can run stripe by stripe");
+  }
+  if (config.batch_norm) {
+    throw ConfigError("/model/row_centric: batch norm in training mode needs statistics over "
+                      "the whole map, which one stripe does not see, so row-centric execution "
+                      "refuses it; set /model/batch_norm to false");
+  }
+  if (config.activations != "dense") {
+    throw ConfigError("/model/row_centric: recomputes every stripe's activations instead of "
+                      "saving them, so /model/activations must be \"dense\", got \"" +
+                      config.activations + "\"");
+  }
+  ops::RowCentricOptions options;
+  options.stripes = config.row_centric.stripes;
+  options.scheme = config.row_centric.scheme == "two_phase" ? ops::RowScheme::kTwoPhase
+                                                            : ops::RowScheme::kOverlap;
+  for (auto& unit : units) {
+    for (const auto& m : unit->modules(/*include_self=*/false)) {
+      if (auto* block = dynamic_cast<BasicBlockImpl*>(m.get())) block->row_centric = options;
+    }
+  }
+  return options;
+}
+
+}  // namespace zoo
+}  // namespace neuroflux
