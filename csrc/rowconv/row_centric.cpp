@@ -118,24 +118,12 @@ Rows walk_band(const std::vector<RowLayer>& layers, const rowplan::StackShape& s
   return cur;
 }
 
-std::vector<RowLayer> with_leaf_parameters(const std::vector<RowLayer>& layers,
-                                           std::vector<at::Tensor>& leaves) {
-  std::vector<RowLayer> copy = layers;
-  for (RowLayer& l : copy) {
-    for (at::Tensor* p : {&l.weight, &l.bias}) {
-      if (!p->defined()) continue;
-      *p = p->detach().requires_grad_(p->requires_grad());
-      leaves.push_back(*p);
-    }
-  }
-  return copy;
-}
-
 /// Everything forward and backward share; built once per call, carried to backward in a capsule.
 struct StackRun : torch::CustomClassHolder {
   std::vector<RowLayer> layers;
   RowScheme scheme;
   int64_t stripes;
+  size_t param_count = 0;   ///< parameters passed to the autograd node after the input
 };
 
 /// Grad of rows of one layer's output handed up from later bands' halos (two-phase backward).
@@ -254,10 +242,12 @@ class RowCentricFunction : public torch::autograd::Function<RowCentricFunction> 
     const bool want_input = ctx->needs_input_grad(0);
     at::Tensor grad_input = want_input ? at::zeros_like(x) : at::Tensor();
 
-    std::vector<at::Tensor> param_leaves;
     at::AutoGradMode grad_on(true);
-    const std::vector<RowLayer> layers = with_leaf_parameters(run->layers, param_leaves);
-    std::vector<at::Tensor> param_grads(param_leaves.size());
+    // The bands run on the real parameters, so each band's weight gradients are accumulated
+    // in place into .grad as they are computed (torch.utils.checkpoint's reentrant way): a
+    // separate running sum would hold the stack's weight gradients a second (and, while adding,
+    // a third) time, which on vgg16 is as large as the activations saved.
+    const std::vector<RowLayer>& layers = run->layers;
     std::vector<PendingGrad> pending(n);  // per layer output
 
     for (int64_t b = static_cast<int64_t>(bands.size()) - 1; b >= 0; --b) {
@@ -287,40 +277,17 @@ class RowCentricFunction : public torch::autograd::Function<RowCentricFunction> 
         roots.push_back(last.t);
         root_grads.push_back(grad_out.narrow(2, last.row0, last.t.size(2)));
       }
-      std::vector<at::Tensor> wrt;
-      if (want_input) wrt.push_back(input_band);
-      for (const auto& p : param_leaves) {
-        if (p.requires_grad()) wrt.push_back(p);
-      }
-      for (const auto& [L, leaf] : halo_leaves) wrt.push_back(leaf);
-      if (roots.empty() || wrt.empty()) continue;
-      const variable_list g = torch::autograd::grad(roots, wrt, root_grads,
-                                                    /*retain_graph=*/false,
-                                                    /*create_graph=*/false,
-                                                    /*allow_unused=*/true);
-      size_t k = 0;
-      if (want_input) {
-        if (g[k].defined()) grad_input.narrow(2, band.in[0].begin, band.in[0].size()).add_(g[k]);
-        ++k;
-      }
-      for (size_t p = 0; p < param_leaves.size(); ++p) {
-        if (!param_leaves[p].requires_grad()) continue;
-        if (g[k].defined()) {
-          param_grads[p] = param_grads[p].defined() ? param_grads[p] + g[k] : g[k];
-        }
-        ++k;
-      }
-      for (const auto& [L, leaf] : halo_leaves) {
-        if (g[k].defined()) pending[L - 1].add(band.halo[L], g[k]);
-        ++k;
-      }
+      if (roots.empty()) continue;
+      torch::autograd::backward(roots, root_grads, /*retain_graph=*/false,
+                                /*create_graph=*/false);
+      if (want_input && input_band.grad().defined())
+        grad_input.narrow(2, band.in[0].begin, band.in[0].size()).add_(input_band.grad());
+      for (const auto& [L, leaf] : halo_leaves)
+        if (leaf.grad().defined()) pending[L - 1].add(band.halo[L], leaf.grad());
     }
+    // The parameters' gradients are already in their .grad: nothing more to hand back.
     variable_list result{grad_input};
-    for (size_t p = 0; p < param_grads.size(); ++p) {
-      result.push_back(param_grads[p].defined() || !param_leaves[p].requires_grad()
-                           ? param_grads[p]
-                           : at::zeros_like(param_leaves[p]));
-    }
+    for (size_t p = 0; p < run->param_count; ++p) result.emplace_back();
     result.emplace_back();  // the StackRun argument
     return result;
   }
@@ -387,6 +354,7 @@ at::Tensor row_centric_forward(const at::Tensor& x, const std::vector<RowLayer>&
     if (l.weight.defined()) params.push_back(l.weight);
     if (l.bias.defined()) params.push_back(l.bias);
   }
+  run->param_count = params.size();
   return RowCentricFunction::apply(x, at::TensorList(params), run);
 }
 
