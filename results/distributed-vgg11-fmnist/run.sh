@@ -24,7 +24,7 @@ for name in ["data-1x2", "data-2x1", "local-1x2", "pipe-2x1"]:
           f"  {ips:.1f} images/s  test acc {r['final']['test_accuracy']:.4f}")
     if "pipeline" in r:
         for b in r["blocks"]:
-            e = b["extra"]
+            e = b  # a block's extra fields are merged into it (the report contract)
             print(f"   stage rank {e['rank']} units {b['first_unit']}-{b['last_unit']}: predicted "
                   f"{e['predicted_seconds_per_batch']:.4f} s/batch, measured compute "
                   f"{e['measured_seconds_per_batch']:.4f}, wall {e['wall_seconds_per_batch']:.4f}")
