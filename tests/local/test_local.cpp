@@ -108,3 +108,19 @@ TEST_CASE("the exit is the shallowest head within tolerance of the best", "[exit
   CHECK(c.unit == 1);
   CHECK_THROWS(select_exit({std::nullopt}, 0.01));
 }
+
+TEST_CASE("heads follow the model's batch norm setting and keep it in their spec", "[local][unit]") {
+  const auto with = make_aux_head({8, 6, 6}, {1, 4, false, true}, 3);
+  const auto without = make_aux_head({8, 6, 6}, {1, 4, false, false}, 3);
+  auto has_batch_norm = [](const torch::nn::Sequential& head) {
+    for (const auto& m : head->modules(false))
+      if (m->as<torch::nn::BatchNorm2d>() != nullptr) return true;
+    return false;
+  };
+  CHECK(has_batch_norm(with));
+  CHECK_FALSE(has_batch_norm(without));
+  const AuxHeadSpec spec{2, 16, false, false};
+  CHECK(AuxHeadSpec::from_json(spec.to_json()) == spec);
+  CHECK(AuxHeadSpec::from_json({{"pool", 1}, {"width", 8}}).batch_norm);   // older plans
+  CHECK_FALSE(fixed_head_specs(3, 8, false)[0].batch_norm);
+}

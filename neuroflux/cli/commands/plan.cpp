@@ -5,7 +5,9 @@
 
 #include "commands.h"
 #include "config_args.h"
+#include "neuroflux/errors.h"
 #include "neuroflux/train/neuroflux_trainer.h"
+#include "neuroflux/train/pipeline_trainer.h"
 #include "neuroflux/train/run.h"
 #include "neuroflux/util/atomic_file.h"
 
@@ -19,12 +21,31 @@ int profile_or_plan(const Args& args, bool plan_wanted) {
   add_config_options(options);
   options.add_options()("json", "print JSON instead of a table")(
       "save", "also write the JSON to this file", cxxopts::value<std::string>());
+  if (plan_wanted)
+    options.add_options()("world-size", "pipeline mode: place the units on N ranks",
+                          cxxopts::value<int>());
   const auto parsed = parse_args(options, args);
   if (parsed.count("help") != 0) {
     std::cout << options.help() << std::endl;
     return 0;
   }
   const Config config = load_config(parsed);
+  if (plan_wanted && parsed.count("world-size") != 0) {
+    const int ranks = parsed["world-size"].as<int>();
+    if (ranks < 1) throw ConfigError("--world-size: expected at least 1, got " + std::to_string(ranks));
+    // Profiled with the threads each of N local ranks would get.
+    PreparedRun run = prepare_run(config, ranks);
+    const Profile profile = pipeline_profile(config, run.model, run.device);
+    const StagePlacement placement = pipeline_placement(config, profile, run.data, ranks);
+    const nlohmann::json json = {{"profile", profile.to_json()}, {"pipeline", placement.to_json()}};
+    if (parsed.count("save") != 0)
+      write_file_atomic(parsed["save"].as<std::string>(), json.dump(2) + "\n");
+    if (parsed.count("json") != 0)
+      std::cout << json.dump(2) << std::endl;
+    else
+      std::cout << profile.table() << "\n" << placement.table();
+    return 0;
+  }
   PreparedRun run = prepare_run(config);
   TrainingSetup setup;
   setup.config = config;

@@ -85,6 +85,15 @@ struct BenchConfig {
   double target_accuracy = 0;          ///< 0 = 0.98 x the best final validation accuracy
 };
 
+/// Scale-out over several processes (README "Distributed training"); applies when the job has
+/// more than one rank.
+struct DistributedConfig {
+  std::string mode = "data";           ///< data|pipeline (pipeline: local and neuroflux only)
+  double timeout = 120;                ///< seconds a rank waits for another before failing
+  int64_t bucket_bytes = 1 << 20;      ///< data mode: gradient bytes all-reduced together
+  int64_t micro_batches_in_flight = 1; ///< pipeline: micro-batches queued between two stages
+};
+
 struct OutputConfig {
   std::string dir = "runs/default";
 };
@@ -100,6 +109,7 @@ struct Config {
   TrainConfig train;
   NeuroFluxConfig neuroflux;
   BenchConfig bench;
+  DistributedConfig distributed;
   OutputConfig output;
 
   /// Validates and builds a Config; `source` names the origin in messages (a file name).

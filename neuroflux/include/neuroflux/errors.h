@@ -14,6 +14,7 @@ enum class ExitCode : int {
   kBadInput = 2,     ///< malformed config, unknown key, wrong type, bad command line
   kBadData = 3,      ///< missing, truncated or corrupt data / cache / checkpoint file
   kOverBudget = 4,   ///< no batch size or plan fits memory.budget
+  kPeerFailure = 5,  ///< another rank of a distributed run died, hung or was unreachable
 };
 
 class Error : public std::runtime_error {

@@ -113,6 +113,19 @@ Config Config::from_json(const json& value) {
   JsonReader bench = r.section("bench");
   bench.number("target_accuracy", c.bench.target_accuracy, 0.0, 1.0, false);
   bench.finish();
+  JsonReader distributed = r.section("distributed");
+  distributed.choice("mode", c.distributed.mode, {"data", "pipeline"});
+  distributed.number("timeout", c.distributed.timeout, 0.0, 86400.0, /*min_open=*/true);
+  std::optional<int64_t> bucket = c.distributed.bucket_bytes;
+  distributed.size("bucket_bytes", bucket);
+  if (!bucket || *bucket < 1024)
+    distributed.fail("bucket_bytes", "expected a size of at least 1KiB");
+  c.distributed.bucket_bytes = *bucket;
+  distributed.integer("micro_batches_in_flight", c.distributed.micro_batches_in_flight, 1);
+  if (c.distributed.mode == "pipeline" && c.method == "backprop")
+    distributed.fail("mode", "\"pipeline\" needs method \"local\" or \"neuroflux\" (backprop "
+                             "sends gradients across blocks)");
+  distributed.finish();
   JsonReader output = r.section("output");
   output.string("dir", c.output.dir);
   output.finish();
@@ -229,6 +242,10 @@ json Config::to_json() const {
          {{"where", neuroflux.cache_where}, {"dtype", neuroflux.cache_dtype},
           {"dir", neuroflux.cache_dir}}}}},
       {"bench", {{"target_accuracy", bench.target_accuracy}}},
+      {"distributed",
+       {{"mode", distributed.mode}, {"timeout", distributed.timeout},
+        {"bucket_bytes", distributed.bucket_bytes},
+        {"micro_batches_in_flight", distributed.micro_batches_in_flight}}},
       {"output", {{"dir", output.dir}}},
   };
 }

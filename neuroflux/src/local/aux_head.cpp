@@ -11,7 +11,7 @@ namespace neuroflux {
 namespace nn = torch::nn;
 
 nlohmann::json AuxHeadSpec::to_json() const {
-  return {{"pool", pool}, {"width", width}, {"classifier", classifier}};
+  return {{"pool", pool}, {"width", width}, {"classifier", classifier}, {"batch_norm", batch_norm}};
 }
 
 AuxHeadSpec AuxHeadSpec::from_json(const nlohmann::json& j) {
@@ -19,6 +19,7 @@ AuxHeadSpec AuxHeadSpec::from_json(const nlohmann::json& j) {
   s.pool = j.at("pool");
   s.width = j.at("width");
   s.classifier = j.value("classifier", false);
+  s.batch_norm = j.value("batch_norm", true);
   return s;
 }
 
@@ -36,8 +37,9 @@ nn::Sequential make_aux_head(const std::vector<int64_t>& input_shape, const AuxH
   nn::Sequential head;
   if (spec.pool > 1)
     head->push_back(nn::AvgPool2d(nn::AvgPool2dOptions(spec.pool).stride(spec.pool).ceil_mode(true)));
-  head->push_back(nn::Conv2d(nn::Conv2dOptions(input_shape[0], spec.width, 3).padding(1).bias(false)));
-  head->push_back(nn::BatchNorm2d(spec.width));
+  head->push_back(nn::Conv2d(
+      nn::Conv2dOptions(input_shape[0], spec.width, 3).padding(1).bias(!spec.batch_norm)));
+  if (spec.batch_norm) head->push_back(nn::BatchNorm2d(spec.width));
   head->push_back(nn::ReLU());
   head->push_back(nn::AdaptiveAvgPool2d(nn::AdaptiveAvgPool2dOptions(1)));
   head->push_back(nn::Flatten());

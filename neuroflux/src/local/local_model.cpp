@@ -40,8 +40,8 @@ int64_t LocalModelImpl::exit_parameter_count(int64_t unit) {
   return count;
 }
 
-std::vector<AuxHeadSpec> fixed_head_specs(int64_t units, int64_t width) {
-  std::vector<AuxHeadSpec> specs(units, AuxHeadSpec{1, width, false});
+std::vector<AuxHeadSpec> fixed_head_specs(int64_t units, int64_t width, bool batch_norm) {
+  std::vector<AuxHeadSpec> specs(units, AuxHeadSpec{1, width, false, batch_norm});
   specs.back() = AuxHeadSpec{1, 0, true};
   return specs;
 }

@@ -195,7 +195,8 @@ double Profiler::head_seconds_per_sample(const std::vector<int64_t>& input_shape
 std::vector<AuxHeadSpec> choose_head_specs(const Config& config, UnitChain& chain,
                                            Profiler& profiler) {
   const int64_t n = chain->size();
-  if (config.neuroflux.aux == "fixed") return fixed_head_specs(n, config.neuroflux.aux_width);
+  if (config.neuroflux.aux == "fixed")
+    return fixed_head_specs(n, config.neuroflux.aux_width, config.model.batch_norm);
   std::vector<AuxHeadSpec> specs(n);
   for (int64_t i = 0; i + 1 < n; ++i) {
     const UnitCost cost = profiler.unit_cost(chain, i);
@@ -204,6 +205,7 @@ std::vector<AuxHeadSpec> choose_head_specs(const Config& config, UnitChain& chai
         [&](const AuxHeadSpec& spec) {
           return profiler.head_seconds_per_sample(cost.output_shape, spec, chain->num_classes());
         });
+    specs[i].batch_norm = config.model.batch_norm;
   }
   specs.back() = AuxHeadSpec{1, 0, true};
   return specs;

@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include "neuroflux/distributed/data_parallel.h"
+#include "neuroflux/distributed/grad_reducer.h"
 #include "neuroflux/errors.h"
 #include "neuroflux/exit/exported_model.h"
 #include "neuroflux/memory_meter.h"
@@ -47,7 +49,14 @@ Report BackpropTrainer::fit(UnitChain model, const data::DataSplits& data) {
   const std::optional<json> saved =
       setup_.resume && !setup_.out_dir.empty() ? checkpointer.peek() : std::nullopt;
   if (saved) check_resumable(saved->at("state"), config, checkpointer.dir());
+  Communicator* comm = setup_.comm.get();
+  if (comm && setup_.resume)
+    check_same_checkpoint(*comm, saved ? saved->at("state").at("epochs_done").get<int64_t>() : -1,
+                          checkpointer.dir());
 
+  if (comm && config.model.row_centric.enabled)
+    throw ConfigError("/model/row_centric: not with more than one rank: its stripes accumulate "
+                      "weight gradients straight into .grad, past the gradient all-reduce");
   MemoryStrategy strategy(model, config, device);
   int64_t batch_size = 0;
   if (saved) {
@@ -70,6 +79,8 @@ Report BackpropTrainer::fit(UnitChain model, const data::DataSplits& data) {
       for (auto& p : model->parameters()) p.mutable_grad() = at::Tensor();
     };
     batch_size = choose_batch_size(config, meter, trial, what);
+    // The per-rank budget may admit different batches on different ranks; all take the smallest.
+    if (comm) batch_size = comm->min(batch_size);
     snapshot.restore(*model);
   }
   if (!strategy.plain()) {
@@ -92,8 +103,17 @@ Report BackpropTrainer::fit(UnitChain model, const data::DataSplits& data) {
     log_line("resuming " + what + " after epoch " + std::to_string(state.epochs_done));
   }
 
+  if (comm && !saved) broadcast_module(*comm, *model);
+  // Data parallel: hooks all-reduce gradient buckets while backward runs.
+  std::unique_ptr<GradReducer> reducer;
+  if (comm)
+    reducer = std::make_unique<GradReducer>(setup_.comm, model->parameters(),
+                                            config.distributed.bucket_bytes);
+
   Report report = make_report_skeleton(config, *model, data, device);
-  const auto input = data_input(data, config, device);
+  const auto input = comm ? sharded_input(data_input(data, config, device), comm->rank(),
+                                          comm->world_size())
+                          : data_input(data, config, device);
   meter.reset_peak();
   {
     MemoryLimitGuard limit(meter, config.memory.budget);
@@ -110,11 +130,14 @@ Report BackpropTrainer::fit(UnitChain model, const data::DataSplits& data) {
             optimizer->zero_grad();
             const at::Tensor logits = strategy.forward(x);
             const at::Tensor loss = torch::cross_entropy_loss(logits, y);
+            if (reducer) reducer->arm();
             loss.backward();
+            if (reducer) reducer->finish();
             optimizer->step();
             return StepResult{loss.detach(), logits.detach().argmax(1).eq(y).sum()};
           });
       state.train_seconds += stats.seconds;
+      if (comm) average_buffers(*comm, *model);
 
       Stopwatch eval_watch;
       model->eval();
@@ -170,8 +193,9 @@ Report BackpropTrainer::fit(UnitChain model, const data::DataSplits& data) {
     report.blocks.back().predicted_peak_bytes = strategy.predicted_peak_bytes();
     report.extra["memory_strategy"] = strategy.describe();
   }
+  if (comm) add_rank_fields(report, *comm, config.distributed.mode);
 
-  if (!setup_.out_dir.empty()) {
+  if (!setup_.out_dir.empty() && setup_.write_results) {
     save_full_chain(model, config, setup_.out_dir + "/model.pt");
     report.write(setup_.out_dir);
   }

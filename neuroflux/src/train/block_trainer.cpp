@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <memory>
 
+#include "neuroflux/distributed/data_parallel.h"
+#include "neuroflux/distributed/grad_reducer.h"
 #include "neuroflux/local/unit_step.h"
 #include "neuroflux/models/sequential_stage.h"
 #include "neuroflux/train/module_snapshot.h"
@@ -49,6 +51,11 @@ BlockOutcome train_block(LocalModel& model, BlockInput& input, const BlockTraini
     block->push_back(as_stage(model->head(i)));
   }
   std::unique_ptr<ModuleSnapshot> best_weights;
+  std::vector<std::unique_ptr<GradReducer>> reducers;
+  if (o.comm)
+    for (int64_t i = first; i <= last; ++i)
+      reducers.push_back(std::make_unique<GradReducer>(
+          o.comm, model->unit_and_head_parameters(i), o.bucket_bytes));
 
   BlockOutcome outcome;
   double best = -1.0;
@@ -69,7 +76,8 @@ BlockOutcome train_block(LocalModel& model, BlockInput& input, const BlockTraini
           at::Tensor h = x;
           UnitStepResult r;
           for (int64_t i = first; i <= last; ++i) {
-            r = unit_step(model->chain()->unit(i), model->head(i), *optimizers[i - first], h, y);
+            r = unit_step(model->chain()->unit(i), model->head(i), *optimizers[i - first], h, y,
+                          reducers.empty() ? nullptr : reducers[i - first].get());
             h = r.output;
           }
           // The block's deepest head stands for the block's training loss.
@@ -77,10 +85,18 @@ BlockOutcome train_block(LocalModel& model, BlockInput& input, const BlockTraini
         });
     const double epoch_seconds = stats.seconds;
     outcome.train_seconds += epoch_seconds;
+    if (o.comm) average_buffers(*o.comm, *block);
 
     Stopwatch eval_watch;
-    const std::vector<double> heads =
+    std::vector<double> heads =
         evaluate_block_heads(model, input, Split::kVal, first, last, o.eval_batch_size);
+    if (o.comm) {
+      // Identical weights give identical accuracies, but the stop decision must agree even if a
+      // rank's arithmetic differs in the last bit (another thread count): rank 0's counts.
+      at::Tensor shared = torch::tensor(heads, torch::kDouble);
+      o.comm->broadcast(shared, 0);
+      heads.assign(shared.data_ptr<double>(), shared.data_ptr<double>() + shared.numel());
+    }
     const double eval_seconds = eval_watch.seconds();
     outcome.eval_seconds += eval_seconds;
     const double block_best = *std::max_element(heads.begin(), heads.end());

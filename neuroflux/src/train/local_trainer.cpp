@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include "neuroflux/distributed/data_parallel.h"
+#include "neuroflux/distributed/grad_reducer.h"
 #include "neuroflux/exit/exit_selector.h"
 #include "neuroflux/exit/exported_model.h"
 #include "neuroflux/local/local_model.h"
@@ -27,7 +29,7 @@ Report LocalTrainer::fit(UnitChain chain, const data::DataSplits& data) {
   const Config& config = setup_.config;
   const c10::Device device = setup_.device;
   MemoryMeter& meter = MemoryMeter::of(device);
-  LocalModel model(chain, fixed_head_specs(chain->size(), config.neuroflux.aux_width));
+  LocalModel model(chain, fixed_head_specs(chain->size(), config.neuroflux.aux_width, config.model.batch_norm));
   model->to(device);
   const int64_t n = model->size();
   const std::string what = "local " + chain->name();
@@ -38,13 +40,17 @@ Report LocalTrainer::fit(UnitChain chain, const data::DataSplits& data) {
       optimizers.push_back(make_optimizer(model->unit_and_head_parameters(i), config.train, lr));
     return optimizers;
   };
+  // Data parallel: one reducer per unit, so each unit's gradients are averaged right after its
+  // own backward (buckets overlap that backward) and it steps before the next unit runs.
+  std::vector<std::unique_ptr<GradReducer>> reducers;
   // All units with their heads on one batch, each unit on its predecessor's detached output.
   auto local_step = [&](std::vector<std::unique_ptr<torch::optim::Optimizer>>& optimizers,
                         const at::Tensor& x, const at::Tensor& y) {
     at::Tensor h = x;
     UnitStepResult r;
     for (int64_t i = 0; i < n; ++i) {
-      r = unit_step(model->chain()->unit(i), model->head(i), *optimizers[i], h, y);
+      r = unit_step(model->chain()->unit(i), model->head(i), *optimizers[i], h, y,
+                    reducers.empty() ? nullptr : reducers[i].get());
       h = r.output;
     }
     return r;
@@ -54,6 +60,10 @@ Report LocalTrainer::fit(UnitChain chain, const data::DataSplits& data) {
   const std::optional<json> saved =
       setup_.resume && !setup_.out_dir.empty() ? checkpointer.peek() : std::nullopt;
   if (saved) check_resumable(saved->at("state"), config, checkpointer.dir());
+  Communicator* comm = setup_.comm.get();
+  if (comm && setup_.resume)
+    check_same_checkpoint(*comm, saved ? saved->at("state").at("epochs_done").get<int64_t>() : -1,
+                          checkpointer.dir());
 
   int64_t batch_size = 0;
   if (saved) {
@@ -70,6 +80,7 @@ Report LocalTrainer::fit(UnitChain chain, const data::DataSplits& data) {
       for (auto& p : model->parameters()) p.mutable_grad() = at::Tensor();
     };
     batch_size = choose_batch_size(config, meter, trial, what);
+    if (comm) batch_size = comm->min(batch_size);
     snapshot.restore(*model);
   }
 
@@ -89,8 +100,17 @@ Report LocalTrainer::fit(UnitChain chain, const data::DataSplits& data) {
     log_line("resuming " + what + " after epoch " + std::to_string(state.epochs_done));
   }
 
+  if (comm) {
+    if (!saved) broadcast_module(*comm, *model);
+    for (int64_t i = 0; i < n; ++i)
+      reducers.push_back(std::make_unique<GradReducer>(
+          setup_.comm, model->unit_and_head_parameters(i), config.distributed.bucket_bytes));
+  }
+
   Report report = make_report_skeleton(config, *chain, data, device);
-  auto input = data_input(data, config, device);
+  auto input = comm ? sharded_input(data_input(data, config, device), comm->rank(),
+                                    comm->world_size())
+                    : data_input(data, config, device);
   const int64_t eval_batch = config.train.eval_batch_size > 0 ? config.train.eval_batch_size
                                                               : batch_size;
   std::vector<double> heads(static_cast<size_t>(n), 0.0);
@@ -109,6 +129,7 @@ Report LocalTrainer::fit(UnitChain chain, const data::DataSplits& data) {
             return StepResult{r.loss, r.correct};
           });
       state.train_seconds += stats.seconds;
+      if (comm) average_buffers(*comm, *model);
       Stopwatch eval_watch;
       heads = evaluate_block_heads(model, *input, Split::kVal, 0, n - 1, eval_batch);
       const double eval_seconds = eval_watch.seconds();
@@ -175,8 +196,9 @@ Report LocalTrainer::fit(UnitChain chain, const data::DataSplits& data) {
   report.extra["shallowest_good_exit"] = {{"unit", exit.unit}, {"val_accuracy", exit.val_accuracy},
                                           {"params", model->exit_parameter_count(exit.unit)}};
   report.blocks.push_back(whole_network_block(n, batch_size, config.train.epochs, state));
+  if (comm) add_rank_fields(report, *comm, config.distributed.mode);
 
-  if (!setup_.out_dir.empty()) {
+  if (!setup_.out_dir.empty() && setup_.write_results) {
     save_full_chain(chain, config, setup_.out_dir + "/model.pt");
     report.write(setup_.out_dir);
   }

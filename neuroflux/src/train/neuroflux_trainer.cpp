@@ -4,6 +4,7 @@
 
 #include <filesystem>
 
+#include "neuroflux/distributed/data_parallel.h"
 #include "neuroflux/errors.h"
 #include "neuroflux/exit/exit_selector.h"
 #include "neuroflux/exit/exported_model.h"
@@ -123,6 +124,15 @@ Report NeuroFluxTrainer::fit(UnitChain chain, const data::DataSplits& data,
   const std::optional<json> saved = setup_.resume && !out.empty() ? checkpointer.peek()
                                                                   : std::nullopt;
   if (saved) check_resumable(saved->at("state"), config, checkpointer.dir());
+  Communicator* comm = setup_.comm.get();
+  if (comm && setup_.resume)
+    check_same_checkpoint(
+        *comm, saved ? saved->at("state").at("run").at("blocks_done").get<int64_t>() : -1,
+        checkpointer.dir());
+  // Data parallel: each rank trains on, and caches, a fixed shard of the training split.
+  const data::DataSplits sharded = comm ? train_shard(data, comm->rank(), comm->world_size())
+                                        : data::DataSplits{};
+  const data::DataSplits& local = comm ? sharded : data;
 
   double profile_seconds = 0;
   Plan plan;
@@ -139,10 +149,12 @@ Report NeuroFluxTrainer::fit(UnitChain chain, const data::DataSplits& data,
                         e.what() + ")");
     }
   } else {
-    auto [profile, made] = make_plan(chain, data);
+    auto [profile, made] = make_plan(chain, local);
     plan = made;
     profile_seconds = profile.seconds;
-    if (!out.empty()) {
+    // Measured times differ between ranks and so may their plans: all follow rank 0's.
+    if (comm) plan = Plan::from_json(json::parse(comm->broadcast_string(plan.to_json().dump(), 0)));
+    if (!out.empty() && setup_.write_results) {
       write_file_atomic(out + "/profile.json", profile.to_json().dump(2) + "\n");
       write_file_atomic(out + "/plan.json", plan.to_json().dump(2) + "\n");
     }
@@ -162,12 +174,16 @@ Report NeuroFluxTrainer::fit(UnitChain chain, const data::DataSplits& data,
     checkpointer.load(*model, nullptr);
     state = state_from_json(saved->at("state").at("run"));
     log_line("resuming after block " + std::to_string(state.blocks_done - 1));
+  } else if (comm) {
+    broadcast_module(*comm, *model);  // heads were built after rank-dependent profiling
   }
   move_to_host(*model, device);
   Report report = make_report_skeleton(config, *chain, data, device);
 
-  const std::string cache_dir = config.neuroflux.cache_dir.empty() ? out + "/cache"
-                                                                   : config.neuroflux.cache_dir;
+  std::string cache_dir = config.neuroflux.cache_dir.empty() ? out + "/cache"
+                                                             : config.neuroflux.cache_dir;
+  if (comm && !config.neuroflux.cache_dir.empty())
+    cache_dir += "/rank-" + std::to_string(comm->rank());
   CacheOptions cache_options;
   cache_options.where = config.neuroflux.cache_where;
   cache_options.dtype = config.neuroflux.cache_dtype == "float16" ? at::kHalf : at::kFloat;
@@ -194,7 +210,7 @@ Report NeuroFluxTrainer::fit(UnitChain chain, const data::DataSplits& data,
         for (Split split : kSplits) {
           caches[static_cast<int>(split)] =
               ActivationCache::open(cache_path(k - 1, split), model->chain()->output_shape(last),
-                                    split_of(data, split).size(), key);
+                                    split_of(local, split).size(), key);
         }
         return;
       } catch (const DataError& e) {
@@ -204,7 +220,7 @@ Report NeuroFluxTrainer::fit(UnitChain chain, const data::DataSplits& data,
     }
     Stopwatch watch;
     for_block_modules(model, 0, last, [&](torch::nn::Module& m) { move_to_device(m, device); });
-    auto input = recompute_input(data, config, model, last + 1, device);
+    auto input = recompute_input(local, config, model, last + 1, device);
     caches = write_caches(*input, k - 1, last + 1, last, plan.blocks[k - 1].cache_batch_size);
     for_block_modules(model, 0, last, [&](torch::nn::Module& m) { move_to_host(m, device); });
     state.cache_seconds += watch.seconds();
@@ -216,10 +232,10 @@ Report NeuroFluxTrainer::fit(UnitChain chain, const data::DataSplits& data,
     const PlannedBlock& pb = plan.blocks[k];
     std::unique_ptr<BlockInput> input;
     if (k == 0) {
-      input = data_input(data, config, device);
+      input = data_input(local, config, device);
     } else {
       ensure_caches(k);
-      input = cache_input(caches[0], caches[1], caches[2], data, config, device);
+      input = cache_input(caches[0], caches[1], caches[2], local, config, device);
     }
     for_block_modules(model, pb.first_unit, pb.last_unit,
                       [&](torch::nn::Module& m) { move_to_device(m, device); });
@@ -237,6 +253,8 @@ Report NeuroFluxTrainer::fit(UnitChain chain, const data::DataSplits& data,
     options.patience = config.neuroflux.block_patience;
     options.min_delta = config.neuroflux.block_min_delta;
     options.seconds_before = state.train_seconds;
+    options.comm = setup_.comm;
+    options.bucket_bytes = config.distributed.bucket_bytes;
     BlockOutcome outcome;
     {
       MemoryLimitGuard limit(meter, config.memory.budget);
@@ -345,13 +363,16 @@ Report NeuroFluxTrainer::fit(UnitChain chain, const data::DataSplits& data,
   report.extra["profile_seconds"] = profile_seconds;
   report.extra["cache_seconds"] = state.cache_seconds;
   report.extra["plan"] = plan.to_json();
+  if (comm) add_rank_fields(report, *comm, config.distributed.mode);
 
-  if (!out.empty()) {
+  if (!out.empty() && setup_.write_results) {
     const ExportDescription description =
         describe_export(config, *chain, exit.unit, plan.heads[exit.unit]);
     save_exported(exported_, description, out + "/model.pt");
     save_full_chain(chain, config, out + "/full_model.pt");
     report.write(out);
+  }
+  if (!out.empty()) {
     if (cache_options.where == "disk") {
       std::error_code ignored;
       fs::remove_all(cache_dir, ignored);  // the run is complete: caches have served

@@ -6,20 +6,23 @@
 #include <thread>
 
 #include "neuroflux/data/data_splits.h"
+#include "neuroflux/distributed/communicator.h"
 #include "neuroflux/errors.h"
 #include "neuroflux/memory_meter.h"
 #include "neuroflux/models/model_zoo.h"
 #include "neuroflux/train/backprop_trainer.h"
 #include "neuroflux/train/local_trainer.h"
 #include "neuroflux/train/neuroflux_trainer.h"
+#include "neuroflux/train/pipeline_trainer.h"
 #include "neuroflux/util/atomic_file.h"
 #include "neuroflux/util/progress.h"
 
 namespace neuroflux {
 
-void configure_threads(int64_t threads) {
+void configure_threads(int64_t threads, int64_t local_ranks) {
   const auto cores = static_cast<int64_t>(std::max(1u, std::thread::hardware_concurrency()));
-  at::set_num_threads(static_cast<int>(threads > 0 ? threads : cores));
+  const int64_t shared = std::max<int64_t>(1, cores / std::max<int64_t>(1, local_ranks));
+  at::set_num_threads(static_cast<int>(threads > 0 ? threads : shared));
 }
 
 c10::Device parse_device(const std::string& text) {
@@ -35,8 +38,8 @@ c10::Device parse_device(const std::string& text) {
   return device;
 }
 
-PreparedRun prepare_run(const Config& config) {
-  configure_threads(config.threads);
+PreparedRun prepare_run(const Config& config, int64_t local_ranks) {
+  configure_threads(config.threads, local_ranks);
   const c10::Device device = parse_device(config.device);
   MemoryMeter& meter = MemoryMeter::of(device);  // installs the CPU tracking allocator early
   (void)meter;
@@ -64,16 +67,30 @@ PreparedRun prepare_run(const Config& config) {
   return {splits, model, device};
 }
 
-Report run_training(const Config& config, bool resume) {
-  PreparedRun run = prepare_run(config);
+Report run_training(const Config& config, bool resume, std::shared_ptr<Communicator> comm,
+                    int64_t local_ranks) {
+  PreparedRun run = prepare_run(config, local_ranks);
 
   TrainingSetup setup;
   setup.config = config;
   setup.device = run.device;
   setup.out_dir = config.output.dir;
   setup.resume = resume;
+  if (comm) {
+    if (run.device.is_cuda())
+      throw ConfigError("/device: distributed training on CUDA needs ProcessGroupNCCL, which this "
+                        "build does not include; use \"cpu\" (Gloo)");
+    setup.comm = comm;
+    if (comm->rank() > 0) {
+      setup.out_dir += "/rank-" + std::to_string(comm->rank());
+      setup.write_results = false;
+    }
+  }
   std::filesystem::create_directories(setup.out_dir);
-  write_file_atomic(setup.out_dir + "/config.json", config.to_json().dump(2) + "\n");
+  if (setup.write_results)
+    write_file_atomic(setup.out_dir + "/config.json", config.to_json().dump(2) + "\n");
+  if (comm && config.distributed.mode == "pipeline")
+    return PipelineTrainer(setup).fit(run.model, run.data);
 
   if (config.method == "backprop") return BackpropTrainer(setup).fit(run.model, run.data);
   if (config.method == "local") return LocalTrainer(setup).fit(run.model, run.data);

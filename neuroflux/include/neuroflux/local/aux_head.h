@@ -22,11 +22,15 @@ struct AuxHeadSpec {
   int64_t pool = 1;     ///< average-pool kernel and stride before the conv (1 = none)
   int64_t width = 64;   ///< F, the conv's output channels
   bool classifier = false;  ///< the chain's own classifier (the last unit's head), not an AuxHead
+  /// Batch norm after the conv, as in the model (model.batch_norm): a model trained without it
+  /// (row-centric stacks, data parallel that must equal one process) gets heads without it too.
+  bool batch_norm = true;
 
   nlohmann::json to_json() const;
   static AuxHeadSpec from_json(const nlohmann::json& json);
   bool operator==(const AuxHeadSpec& o) const {
-    return pool == o.pool && width == o.width && classifier == o.classifier;
+    return pool == o.pool && width == o.width && classifier == o.classifier &&
+           batch_norm == o.batch_norm;
   }
 };
 

@@ -37,6 +37,6 @@ class LocalModelImpl : public torch::nn::Module {
 TORCH_MODULE(LocalModel);
 
 /// Fixed heads: {pool 1, width} for every unit but the last, the classifier for the last.
-std::vector<AuxHeadSpec> fixed_head_specs(int64_t units, int64_t width);
+std::vector<AuxHeadSpec> fixed_head_specs(int64_t units, int64_t width, bool batch_norm = true);
 
 }  // namespace neuroflux

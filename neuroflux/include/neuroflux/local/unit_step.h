@@ -9,14 +9,17 @@
 
 namespace neuroflux {
 
+class GradReducer;
+
 struct UnitStepResult {
   at::Tensor output;    ///< the unit's output, detached: the next unit's input
   at::Tensor loss;      ///< 0-dim, detached
   at::Tensor correct;   ///< 0-dim count of correct predictions of the head
 };
 
+/// With a `reducer` (data parallel), the gradients are averaged over the ranks before the step.
 UnitStepResult unit_step(torch::nn::Sequential& unit, torch::nn::Sequential& head,
                          torch::optim::Optimizer& optimizer, const at::Tensor& input,
-                         const at::Tensor& labels);
+                         const at::Tensor& labels, GradReducer* reducer = nullptr);
 
 }  // namespace neuroflux

@@ -6,6 +6,7 @@
 
 #include <c10/core/Device.h>
 
+#include <memory>
 #include <vector>
 
 #include "neuroflux/config.h"
@@ -15,6 +16,8 @@
 #include "neuroflux/train/block_input.h"
 
 namespace neuroflux {
+
+class Communicator;
 
 struct BlockOutcome {
   int64_t epochs_run = 0;
@@ -35,6 +38,10 @@ struct BlockTrainingOptions {
   int64_t patience = 2;          ///< evaluations without improvement before stopping; 0 = never
   double min_delta = 0.0;
   double seconds_before = 0;     ///< training seconds of the run so far (history is cumulative)
+  /// Data parallel: gradients averaged over the ranks after each unit's backward, batch-norm
+  /// statistics averaged each epoch, and rank 0's evaluation decides when to stop.
+  std::shared_ptr<Communicator> comm;
+  int64_t bucket_bytes = 1 << 20;
 };
 
 /// `model`'s block units must be on the device `input` delivers batches to.

@@ -3,6 +3,7 @@
 
 #include <c10/core/Device.h>
 
+#include <memory>
 #include <string>
 
 #include "neuroflux/config.h"
@@ -12,8 +13,11 @@
 
 namespace neuroflux {
 
-/// Sets ATen's intra-op threads: `threads`, or every core when 0. LibTorch here starts with one.
-void configure_threads(int64_t threads);
+class Communicator;
+
+/// Sets ATen's intra-op threads: `threads`, or when 0 the cores shared out among the
+/// `local_ranks` processes of a distributed job on this machine. LibTorch here starts with one.
+void configure_threads(int64_t threads, int64_t local_ranks = 1);
 
 /// "cpu", "cuda", "cuda:N"; a CUDA device on a build or machine without CUDA is a ConfigError.
 c10::Device parse_device(const std::string& text);
@@ -25,10 +29,13 @@ struct PreparedRun {
   UnitChain model{nullptr};
   c10::Device device = c10::Device(c10::kCPU);
 };
-PreparedRun prepare_run(const Config& config);
+PreparedRun prepare_run(const Config& config, int64_t local_ranks = 1);
 
 /// Loads the data, builds the model and trains it with config.method, writing to
-/// config.output.dir. `resume` continues a killed run from its checkpoint.
-Report run_training(const Config& config, bool resume);
+/// config.output.dir. `resume` continues a killed run from its checkpoint. With `comm` (a job of
+/// several ranks) the run follows config.distributed: rank 0 writes the results to
+/// output.dir, rank k > 0 only its checkpoints, under output.dir/rank-k.
+Report run_training(const Config& config, bool resume,
+                    std::shared_ptr<Communicator> comm = nullptr, int64_t local_ranks = 1);
 
 }  // namespace neuroflux
