@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 #include <torch/torch.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -107,5 +108,82 @@ TEST_CASE("pipeline on 2 ranks trains local learning's units as sequential local
   CHECK(stages[0].at("units")[0] == 0);
   CHECK(stages[1].at("units")[1] == static_cast<int64_t>(seq_heads.size()) - 1);
   CHECK(max_weight_difference(dir + "/pipe/model.pt", dir + "/seq/model.pt") < 1e-4);
+  fs::remove_all(dir);
+}
+
+namespace {
+
+// NeuroFlux settings under which its sequential run trains every unit at one batch, as the
+// pipeline does: no budget (one block), no early stop or progressive exit, a float32 cache.
+const std::string kNeuroFluxSets =
+    " --set data.train_size=1280 --set train.epochs=6 --set train.max_batch_size=32"
+    " --set neuroflux.progressive_exit=false --set neuroflux.block_patience=100"
+    " --set neuroflux.cache.dtype=float32";
+
+std::string cli_output(const std::string& args) {
+  const std::string command = "NEUROFLUX_QUIET=1 timeout -k 5 60 " +
+                              std::string(NEUROFLUX_CLI_PATH) + " " + args + " 2>&1";
+  std::string out;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  char buffer[4096];
+  while (std::fgets(buffer, sizeof buffer, pipe) != nullptr) out += buffer;
+  ::pclose(pipe);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("NeuroFlux in pipeline mode reaches sequential NeuroFlux's head accuracies",
+          "[distributed][integration]") {
+  const std::string dir = fresh_dir("nf-pipeline");
+  const std::string config = write_config(dir, "neuroflux");
+  REQUIRE(run_cli("train --config " + config + " --out " + dir + "/pipe --nproc 2" +
+                  " --set distributed.mode=pipeline" + kNeuroFluxSets, 120) == 0);
+  REQUIRE(run_cli("train --config " + config + " --out " + dir + "/seq" + kNeuroFluxSets, 120) == 0);
+  const json pipe = read_json(dir + "/pipe/report.json");
+  const json seq = read_json(dir + "/seq/report.json");
+  const auto pipe_heads = pipe.at("head_val_accuracy").get<std::vector<double>>();
+  const auto seq_heads = seq.at("head_val_accuracy").get<std::vector<double>>();
+  REQUIRE(pipe_heads.size() == seq_heads.size());
+  for (size_t i = 0; i < pipe_heads.size(); ++i) {
+    INFO("unit " << i << ": pipeline " << pipe_heads[i] << ", sequential " << seq_heads[i]);
+    CHECK(std::abs(pipe_heads[i] - seq_heads[i]) <= 0.01);
+  }
+  CHECK(seq.at("final").at("val_accuracy").get<double>() > 0.5);   // learnt, not chance (0.25)
+  CHECK(pipe.at("pipeline").at("stages").size() == 2);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("NeuroFlux in data-parallel mode trains on sharded caches and reports every rank",
+          "[distributed][integration]") {
+  const std::string dir = fresh_dir("nf-data");
+  const std::string config = write_config(dir, "neuroflux");
+  REQUIRE(run_cli("train --config " + config + " --out " + dir + "/two --nproc 2" +
+                  kNeuroFluxSets, 120) == 0);
+  REQUIRE(run_cli("train --config " + config + " --out " + dir + "/one" + kNeuroFluxSets, 120) == 0);
+  const json two = read_json(dir + "/two/report.json");
+  const json one = read_json(dir + "/one/report.json");
+  CHECK(two.at("world_size") == 2);
+  CHECK(two.at("rank_peak_memory_bytes").size() == 2);
+  // Each rank trains on its own half, so the runs differ, but both learn the task.
+  CHECK(two.at("final").at("val_accuracy").get<double>() > 0.5);
+  CHECK(std::abs(two.at("final").at("val_accuracy").get<double>() -
+                 one.at("final").at("val_accuracy").get<double>()) < 0.15);
+  CHECK_FALSE(fs::exists(dir + "/two/rank-1/report.json"));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("plan --world-size prints the stage placement with predicted times and memory",
+          "[distributed][integration]") {
+  const std::string dir = fresh_dir("plan");
+  const std::string config = write_config(dir, "local");
+  const std::string out = cli_output("plan --config " + config + " --world-size 2");
+  INFO(out);
+  CHECK(out.find("rank  units") != std::string::npos);
+  CHECK(out.find("<- bottleneck") != std::string::npos);
+  const std::string too_many = cli_output("plan --config " + config + " --world-size 9");
+  INFO(too_many);
+  CHECK(too_many.find("rank") != std::string::npos);   // refused, naming the ranks
   fs::remove_all(dir);
 }
