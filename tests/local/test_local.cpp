@@ -124,3 +124,49 @@ TEST_CASE("heads follow the model's batch norm setting and keep it in their spec
   CHECK(AuxHeadSpec::from_json({{"pool", 1}, {"width", 8}}).batch_norm);   // older plans
   CHECK_FALSE(fixed_head_specs(3, 8, false)[0].batch_norm);
 }
+
+TEST_CASE("a unit trained recomputed or row-centric takes plain's step exactly", "[local][unit]") {
+  // A plain conv stack (every mode applies) and one with batch norm (row-centric does not).
+  for (const bool batch_norm : {false, true}) {
+    INFO("batch norm " << batch_norm);
+    torch::manual_seed(4);
+    torch::nn::Sequential unit(torch::nn::Conv2d(torch::nn::Conv2dOptions(3, 8, 3).padding(1)));
+    if (batch_norm) unit->push_back(torch::nn::BatchNorm2d(8));
+    unit->push_back(torch::nn::ReLU());
+    unit->push_back(torch::nn::MaxPool2d(2));
+    auto head = make_aux_head({8, 6, 6}, {1, 8, false, batch_norm}, 5);
+    const at::Tensor x = torch::randn({6, 3, 12, 12});
+    const at::Tensor y = torch::randint(0, 5, {6});
+    const auto modes = unit_modes_for(unit);
+    CHECK(modes.size() == (batch_norm ? 2u : 3u));
+
+    std::vector<at::Tensor> initial;
+    for (const auto& p : unit->parameters()) initial.push_back(p.detach().clone());
+    std::vector<at::Tensor> reference;
+    double reference_loss = 0;
+    for (const UnitMode mode : modes) {
+      INFO("mode " << to_string(mode));
+      CHECK(unit_mode_from_string(to_string(mode)) == mode);
+      {
+        torch::NoGradGuard no_grad;
+        auto params = unit->parameters();
+        for (size_t i = 0; i < params.size(); ++i) params[i].copy_(initial[i]);
+      }
+      std::vector<at::Tensor> all = unit->parameters();
+      for (const auto& p : head->parameters()) all.push_back(p);
+      torch::optim::SGD optimizer(all, torch::optim::SGDOptions(0.0));   // lr 0: grads only
+      const UnitStepResult r = unit_step(unit, head, optimizer, x, y, nullptr, mode);
+      std::vector<at::Tensor> grads;
+      for (const auto& p : unit->parameters()) grads.push_back(p.grad().clone());
+      if (mode == UnitMode::kPlain) {
+        reference = grads;
+        reference_loss = r.loss.item<double>();
+        continue;
+      }
+      CHECK(r.loss.item<double>() == Approx(reference_loss).epsilon(1e-6));
+      for (size_t i = 0; i < grads.size(); ++i)
+        CHECK(torch::allclose(grads[i], reference[i], 1e-4, 1e-6));
+    }
+  }
+  CHECK_THROWS(unit_mode_from_string("swap"));
+}

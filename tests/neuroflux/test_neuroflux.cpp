@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "neuroflux/data/data_splits.h"
+#include "neuroflux/errors.h"
 #include "neuroflux/exit/exported_model.h"
 #include "neuroflux/memory_meter.h"
 #include "neuroflux/models/model_zoo.h"
@@ -161,4 +162,47 @@ TEST_CASE("local learning trains every head", "[local][integration]") {
   CHECK(report.blocks.size() == 1);
   CHECK(report.final.test_accuracy > 0.25 + 0.1);
   CHECK(report.history[1].train_loss < report.history[0].train_loss);
+}
+
+TEST_CASE("below plain units' smallest budget NeuroFlux trains with leaner unit modes",
+          "[neuroflux][integration]") {
+  // Wide full-resolution heads make a plain unit step heavy: with unit_modes "plain" no plan
+  // fits, with "auto" the planner recomputes or stripes some units and the run fits.
+  neuroflux::Config config;
+  config.method = "neuroflux";
+  config.seed = 5;
+  config.threads = 1;
+  config.data.name = "synthetic";
+  config.data.image_size = 32;
+  config.data.channels = 1;
+  config.data.num_classes = 4;
+  config.data.train_size = 640;
+  config.data.test_size = 64;
+  config.data.val_fraction = 0.1;
+  config.model.name = "simplecnn";
+  config.model.width = 0.25;
+  config.model.batch_norm = false;
+  config.train.epochs = 2;
+  config.train.batch_size = 32;
+  config.neuroflux.aux = "fixed";
+  config.neuroflux.aux_width = 64;
+  config.memory.budget = 600 * 1024;
+  const auto dir = std::filesystem::temp_directory_path() / "neuroflux-test-unit-modes";
+  std::filesystem::remove_all(dir);
+  config.output.dir = dir.string();
+
+  neuroflux::Config plain = config;
+  plain.neuroflux.unit_modes = "plain";
+  CHECK_THROWS_AS(neuroflux::run_training(plain, false), neuroflux::BudgetError);
+
+  const neuroflux::Report report = neuroflux::run_training(config, false);
+  CHECK(report.peak_memory_bytes <= *config.memory.budget);
+  int leaner = 0;
+  for (const auto& block : report.blocks) {
+    CHECK(block.peak_memory_bytes <= *config.memory.budget);
+    for (const auto& mode : block.extra.at("unit_modes")) leaner += mode != "plain";
+  }
+  CHECK(leaner > 0);
+  CHECK(report.final.val_accuracy > 0.4);   // four classes: it learnt
+  std::filesystem::remove_all(dir);
 }

@@ -148,3 +148,50 @@ TEST_CASE("step time is interpolated in log batch and clamped outside", "[plan][
   CHECK(scaled_lr(0.1, 256, 128) == Approx(0.2));
   CHECK(scaled_lr(0.1, 4096, 128) == Approx(0.4));
 }
+
+TEST_CASE("the planner runs a unit recomputed or row-centric only where that pays or fits",
+          "[plan][unit]") {
+  Profile profile = synthetic_profile(6);
+  // Unit 0's plain step is the heaviest of the chain (it sets the smallest budget); a leaner but
+  // slower mode: a tenth of the workspace, a third of the transient per sample, 1.5x the time.
+  profile.units[0].transient_static = 64 << 20;
+  UnitModeProfile lean;
+  lean.mode = "row_centric";
+  lean.transient_static = profile.units[0].transient_static / 10;
+  lean.transient_per_sample = profile.units[0].transient_per_sample / 3;
+  for (const auto& [b, t] : profile.units[0].step_seconds) lean.step_seconds.emplace_back(b, 1.5 * t);
+  profile.units[0].alternatives.push_back(lean);
+
+  Profile plain_only = profile;
+  plain_only.units[0].alternatives.clear();
+  const int64_t plain_floor = Planner(plain_only, inputs(std::nullopt)).plan().smallest_feasible_budget;
+  const Plan loose_plan = Planner(profile, inputs(std::nullopt)).plan();
+  CHECK(loose_plan.smallest_feasible_budget < plain_floor);
+
+  SECTION("below plain's floor, the lean mode makes a plan possible and it fits") {
+    const int64_t budget = (loose_plan.smallest_feasible_budget + plain_floor) / 2;
+    CHECK_THROWS_AS(Planner(plain_only, inputs(budget)).plan(), BudgetError);
+    const Planner planner(profile, inputs(budget));
+    const Plan plan = planner.plan();
+    REQUIRE(plan.blocks[0].first_unit == 0);
+    REQUIRE(plan.blocks[0].unit_modes.size() ==
+            static_cast<size_t>(plan.blocks[0].last_unit + 1));
+    CHECK(plan.blocks[0].unit_modes[0] == "row_centric");
+    for (const PlannedBlock& b : plan.blocks) {
+      CHECK(planner.predicted_peak(b.first_unit, b.last_unit, b.batch_size, b.unit_modes) <=
+            0.9 * budget);
+      CHECK(b.predicted_peak_bytes <= budget);
+    }
+  }
+  SECTION("with room to spare every unit stays plain") {
+    const Plan plan = Planner(profile, inputs(plain_floor * 100)).plan();
+    for (const PlannedBlock& b : plan.blocks)
+      for (const std::string& m : b.unit_modes) CHECK(m == "plain");
+  }
+  SECTION("modes round-trip through the plan's JSON") {
+    const int64_t budget = (loose_plan.smallest_feasible_budget + plain_floor) / 2;
+    const Plan plan = Planner(profile, inputs(budget)).plan();
+    CHECK(Plan::from_json(plan.to_json()).to_json() == plan.to_json());
+    CHECK(plan.table().find("row_centric") != std::string::npos);
+  }
+}

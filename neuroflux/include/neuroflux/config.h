@@ -75,6 +75,9 @@ struct NeuroFluxConfig {
   double block_min_delta = 0.002;
   double exit_tolerance = 0.005;
   bool progressive_exit = true;
+  /// "auto": the planner may run a unit recomputed or row-centric (local/unit_step.h) where that
+  /// lets its block take a batch that trains faster, or fit at all; "plain": never.
+  std::string unit_modes = "auto";
   std::string cache_where = "host";    ///< host|disk
   std::string cache_dtype = "float16"; ///< float32|float16
   std::string cache_dir;               ///< "" = OUT/cache

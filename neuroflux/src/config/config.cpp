@@ -81,6 +81,7 @@ void read_neuroflux(JsonReader r, NeuroFluxConfig& n) {
   r.number("block_min_delta", n.block_min_delta, 0.0, 1.0, false);
   r.number("exit_tolerance", n.exit_tolerance, 0.0, 1.0, false);
   r.boolean("progressive_exit", n.progressive_exit);
+  r.choice("unit_modes", n.unit_modes, {"auto", "plain"});
   r.string("plan", n.plan_file);
   JsonReader cache = r.section("cache");
   cache.choice("where", n.cache_where, {"host", "disk"});
@@ -237,6 +238,7 @@ json Config::to_json() const {
         {"block_min_delta", neuroflux.block_min_delta},
         {"exit_tolerance", neuroflux.exit_tolerance},
         {"progressive_exit", neuroflux.progressive_exit},
+        {"unit_modes", neuroflux.unit_modes},
         {"plan", neuroflux.plan_file},
         {"cache",
          {{"where", neuroflux.cache_where}, {"dtype", neuroflux.cache_dtype},

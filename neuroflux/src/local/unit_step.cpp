@@ -2,15 +2,54 @@
 
 #include <torch/torch.h>
 
+#include <stdexcept>
+
 #include "neuroflux/distributed/grad_reducer.h"
+#include "neuroflux/ops/row_centric.h"
+#include "neuroflux/recompute/scheduled_chain.h"
 
 namespace neuroflux {
 
+std::string to_string(UnitMode mode) {
+  switch (mode) {
+    case UnitMode::kRecompute: return "recompute";
+    case UnitMode::kRowCentric: return "row_centric";
+    case UnitMode::kPlain: break;
+  }
+  return "plain";
+}
+
+UnitMode unit_mode_from_string(const std::string& name) {
+  if (name == "plain") return UnitMode::kPlain;
+  if (name == "recompute") return UnitMode::kRecompute;
+  if (name == "row_centric") return UnitMode::kRowCentric;
+  throw std::invalid_argument("unknown unit mode '" + name + "' (plain, recompute, row_centric)");
+}
+
+std::vector<UnitMode> unit_modes_for(const torch::nn::Sequential& unit) {
+  std::vector<UnitMode> modes{UnitMode::kPlain, UnitMode::kRecompute};
+  if (ops::is_row_stack(unit)) modes.push_back(UnitMode::kRowCentric);
+  return modes;
+}
+
+at::Tensor unit_forward(torch::nn::Sequential& unit, const at::Tensor& input, UnitMode mode) {
+  switch (mode) {
+    case UnitMode::kRecompute: return checkpoint(unit, input);
+    case UnitMode::kRowCentric: return ops::row_centric_forward(input, ops::row_layers_of(unit, "unit"), {});
+    case UnitMode::kPlain: break;
+  }
+  return unit->forward(input);
+}
+
 UnitStepResult unit_step(torch::nn::Sequential& unit, torch::nn::Sequential& head,
                          torch::optim::Optimizer& optimizer, const at::Tensor& input,
-                         const at::Tensor& labels, GradReducer* reducer) {
+                         const at::Tensor& labels, GradReducer* reducer, UnitMode mode) {
+  // Row-centric stripes add their weight gradients straight into .grad, once per stripe, which
+  // the all-reduce hooks would count as several gradients.
+  TORCH_CHECK(!(reducer && mode == UnitMode::kRowCentric),
+              "row-centric units cannot train data-parallel (more than one rank)");
   optimizer.zero_grad();
-  at::Tensor output = unit->forward(input.detach());
+  at::Tensor output = unit_forward(unit, input.detach(), mode);
   const at::Tensor logits = head->forward(output);
   const at::Tensor loss = torch::cross_entropy_loss(logits, labels);
   if (reducer) reducer->arm();

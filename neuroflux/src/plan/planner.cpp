@@ -50,30 +50,78 @@ double Planner::input_factor(int64_t first) const {
   return 2.0 + (inputs_.half_cache ? 0.5 : 1.0);
 }
 
-double Planner::predicted_peak(int64_t first, int64_t last, int64_t batch) const {
-  double fixed = 0, worst = 0;
-  const auto b = static_cast<double>(batch);
-  for (int64_t i = first; i <= last; ++i) {
-    const UnitProfile& u = profile_.units[i];
-    fixed += static_cast<double>(u.static_bytes());
-    const double carried = i > first ? b * static_cast<double>(u.input_bytes_per_sample()) : 0.0;
-    worst = std::max(worst, u.transient_bytes(batch) + carried);
-  }
-  const double input = input_factor(first) * b *
-                       static_cast<double>(profile_.units[first].input_bytes_per_sample());
-  return fixed + input + worst;
+namespace {
+
+const UnitModeProfile* find_mode(const std::vector<UnitModeProfile>& modes, const std::string& name) {
+  for (const auto& m : modes)
+    if (m.mode == name) return &m;
+  return nullptr;
 }
 
-int64_t Planner::largest_batch(int64_t first, int64_t last) const {
+}  // namespace
+
+double Planner::predicted_peak(int64_t first, int64_t last, int64_t batch) const {
+  return predicted_peak(first, last, batch, {});
+}
+
+double Planner::block_base(int64_t first, int64_t last, int64_t batch) const {
+  double fixed = 0;
+  for (int64_t i = first; i <= last; ++i)
+    fixed += static_cast<double>(profile_.units[i].static_bytes());
+  return fixed + input_factor(first) * static_cast<double>(batch) *
+                     static_cast<double>(profile_.units[first].input_bytes_per_sample());
+}
+
+double Planner::unit_peak(int64_t first, int64_t i, int64_t batch, const std::string& mode) const {
+  const UnitProfile& u = profile_.units[i];
+  // Inside a block, a unit's input is the previous unit's output, alive during its step.
+  const double carried =
+      i > first ? static_cast<double>(batch) * static_cast<double>(u.input_bytes_per_sample()) : 0.0;
+  const UnitModeProfile* m = mode == "plain" ? nullptr : find_mode(u.alternatives, mode);
+  return (m ? m->transient_bytes(batch) : u.transient_bytes(batch)) + carried;
+}
+
+double Planner::predicted_peak(int64_t first, int64_t last, int64_t batch,
+                               const std::vector<std::string>& modes) const {
+  // Units of a block train one after another: the peak is the worst single unit's step.
+  double worst = 0;
+  for (int64_t i = first; i <= last; ++i)
+    worst = std::max(worst, unit_peak(first, i, batch,
+                                      modes.empty() ? "plain" : modes[static_cast<size_t>(i - first)]));
+  return block_base(first, last, batch) + worst;
+}
+
+std::vector<std::string> Planner::choose_modes(int64_t first, int64_t last, int64_t batch) const {
+  std::vector<std::string> modes(static_cast<size_t>(last - first + 1), "plain");
+  if (!inputs_.budget) return modes;
+  const double room = kHeadroom * static_cast<double>(*inputs_.budget) - block_base(first, last, batch);
+  for (int64_t i = first; i <= last; ++i) {
+    if (unit_peak(first, i, batch, "plain") <= room) continue;
+    const UnitModeProfile* best = nullptr;
+    for (const auto& m : profile_.units[i].alternatives)
+      if (unit_peak(first, i, batch, m.mode) <= room &&
+          (!best || m.step_seconds_per_sample(batch) < best->step_seconds_per_sample(batch)))
+        best = &m;
+    if (!best) return {};
+    modes[static_cast<size_t>(i - first)] = best->mode;
+  }
+  return modes;
+}
+
+int64_t Planner::largest_batch(int64_t first, int64_t last, bool any_mode) const {
   if (!inputs_.budget) return inputs_.max_batch_size;
   const double budget = kHeadroom * static_cast<double>(*inputs_.budget);
-  if (predicted_peak(first, last, kMinBatch) > budget) return 0;
-  // The peak is a maximum of lines in the batch, so it is monotone: bisection is exact.
+  auto fits = [&](int64_t batch) {
+    if (any_mode) return !choose_modes(first, last, batch).empty();
+    return predicted_peak(first, last, batch) <= budget;
+  };
+  if (!fits(kMinBatch)) return 0;
+  // Every mode's peak is a maximum of lines in the batch, so it is monotone: bisection is exact.
   int64_t lo = kMinBatch, hi = std::max(kMinBatch, inputs_.max_batch_size);
-  if (predicted_peak(first, last, hi) <= budget) return hi;
+  if (fits(hi)) return hi;
   while (hi - lo > 1) {
     const int64_t mid = lo + (hi - lo) / 2;
-    (predicted_peak(first, last, mid) <= budget ? lo : hi) = mid;
+    (fits(mid) ? lo : hi) = mid;
   }
   return lo;
 }
@@ -100,10 +148,18 @@ int64_t Planner::cache_batch(int64_t first, int64_t last) const {
 }
 
 double Planner::predicted_seconds(int64_t first, int64_t last, int64_t batch) const {
+  return predicted_seconds(first, last, batch, {});
+}
+
+double Planner::predicted_seconds(int64_t first, int64_t last, int64_t batch,
+                                  const std::vector<std::string>& modes) const {
   double step = 0, forward = 0;
   for (int64_t i = first; i <= last; ++i) {
-    step += profile_.units[i].step_seconds_per_sample(batch);
-    forward += profile_.units[i].forward_seconds_per_sample;
+    const UnitProfile& u = profile_.units[i];
+    const UnitModeProfile* mode =
+        modes.empty() ? nullptr : find_mode(u.alternatives, modes[static_cast<size_t>(i - first)]);
+    step += mode ? mode->step_seconds_per_sample(batch) : u.step_seconds_per_sample(batch);
+    forward += u.forward_seconds_per_sample;
   }
   const auto epochs = static_cast<double>(inputs_.epochs);
   double seconds = epochs * (static_cast<double>(inputs_.train_samples) * step +
@@ -120,8 +176,14 @@ Plan Planner::plan() const {
   Plan plan;
   plan.budget_bytes = inputs_.budget;
   for (const auto& u : profile_.units) plan.heads.push_back(u.head);
+  // Each unit alone at batch 2 in its leanest mode: what any plan needs at least.
   double smallest = 0;
-  for (int64_t i = 0; i < n; ++i) smallest = std::max(smallest, predicted_peak(i, i, kMinBatch));
+  for (int64_t i = 0; i < n; ++i) {
+    double leanest = unit_peak(i, i, kMinBatch, "plain");
+    for (const auto& m : profile_.units[i].alternatives)
+      leanest = std::min(leanest, unit_peak(i, i, kMinBatch, m.mode));
+    smallest = std::max(smallest, block_base(i, i, kMinBatch) + leanest);
+  }
   plan.smallest_feasible_budget = static_cast<int64_t>(std::ceil(smallest / kHeadroom));
   if (inputs_.budget && *inputs_.budget < plan.smallest_feasible_budget)
     throw BudgetError("memory.budget " + format_size(*inputs_.budget, true) +
@@ -137,17 +199,27 @@ Plan Planner::plan() const {
   const double inf = std::numeric_limits<double>::infinity();
   std::vector<double> best(n + 1, inf);
   std::vector<int64_t> from(n + 1, -1), batch_of(n + 1, 0);
+  std::vector<std::vector<std::string>> modes_of(n + 1);
   best[0] = 0;
   for (int64_t j = 1; j <= n; ++j) {
     for (int64_t a = 0; a < j; ++a) {
       if (best[a] == inf) continue;
-      const int64_t batch = largest_batch(a, j - 1);
-      if (batch < 1) continue;
-      const double t = best[a] + predicted_seconds(a, j - 1, batch);
-      if (t < best[j]) {
-        best[j] = t;
-        from[j] = a;
-        batch_of[j] = batch;
+      // Two candidates per block: the largest batch with every unit plain, and the larger one
+      // other modes allow (recomputing or striping costs time; a larger batch may win it back).
+      const int64_t plain_batch = largest_batch(a, j - 1);
+      const int64_t any_batch = largest_batch(a, j - 1, /*any_mode=*/true);
+      std::vector<std::pair<int64_t, std::vector<std::string>>> candidates;
+      if (plain_batch >= 1)
+        candidates.emplace_back(plain_batch, std::vector<std::string>(static_cast<size_t>(j - a), "plain"));
+      if (any_batch > plain_batch) candidates.emplace_back(any_batch, choose_modes(a, j - 1, any_batch));
+      for (const auto& [batch, modes] : candidates) {
+        const double t = best[a] + predicted_seconds(a, j - 1, batch, modes);
+        if (t < best[j]) {
+          best[j] = t;
+          from[j] = a;
+          batch_of[j] = batch;
+          modes_of[j] = modes;
+        }
       }
     }
   }
@@ -161,9 +233,10 @@ Plan Planner::plan() const {
     b.epochs = inputs_.epochs;
     b.lr = scaled_lr(inputs_.base_lr, b.batch_size, inputs_.reference_batch_size);
     b.cache_batch_size = cache_batch(b.first_unit, b.last_unit);
-    b.predicted_peak_bytes =
-        static_cast<int64_t>(std::ceil(predicted_peak(b.first_unit, b.last_unit, b.batch_size)));
-    b.predicted_seconds = predicted_seconds(b.first_unit, b.last_unit, b.batch_size);
+    b.unit_modes = modes_of[j];
+    b.predicted_peak_bytes = static_cast<int64_t>(
+        std::ceil(predicted_peak(b.first_unit, b.last_unit, b.batch_size, b.unit_modes)));
+    b.predicted_seconds = predicted_seconds(b.first_unit, b.last_unit, b.batch_size, b.unit_modes);
     reversed.push_back(b);
   }
   plan.blocks.assign(reversed.rbegin(), reversed.rend());

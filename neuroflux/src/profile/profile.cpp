@@ -13,6 +13,31 @@ using nlohmann::json;
 
 namespace {
 
+json steps_json(const std::vector<std::pair<int64_t, double>>& steps) {
+  json j = json::array();
+  for (const auto& [b, t] : steps) j.push_back({{"batch", b}, {"seconds_per_sample", t}});
+  return j;
+}
+
+json peaks_json(const std::vector<std::pair<int64_t, int64_t>>& peaks) {
+  json j = json::array();
+  for (const auto& [b, p] : peaks) j.push_back({{"batch", b}, {"bytes", p}});
+  return j;
+}
+
+std::vector<std::pair<int64_t, double>> steps_from(const json& j) {
+  std::vector<std::pair<int64_t, double>> steps;
+  for (const auto& s : j)
+    steps.emplace_back(s.at("batch").get<int64_t>(), s.at("seconds_per_sample").get<double>());
+  return steps;
+}
+
+std::vector<std::pair<int64_t, int64_t>> peaks_from(const json& j) {
+  std::vector<std::pair<int64_t, int64_t>> peaks;
+  for (const auto& s : j) peaks.emplace_back(s.at("batch").get<int64_t>(), s.at("bytes").get<int64_t>());
+  return peaks;
+}
+
 int64_t product(const std::vector<int64_t>& shape) {
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
@@ -25,6 +50,18 @@ int64_t UnitProfile::input_bytes_per_sample() const { return 4 * product(input_s
 int64_t UnitProfile::output_bytes_per_sample() const { return 4 * product(output_shape); }
 
 double UnitProfile::step_seconds_per_sample(int64_t batch) const {
+  return interpolated_seconds(step_seconds, batch);
+}
+
+std::vector<UnitModeProfile> UnitProfile::modes() const {
+  std::vector<UnitModeProfile> all{
+      {"plain", transient_static, transient_per_sample, step_seconds, transient_peaks}};
+  all.insert(all.end(), alternatives.begin(), alternatives.end());
+  return all;
+}
+
+double interpolated_seconds(const std::vector<std::pair<int64_t, double>>& step_seconds,
+                            int64_t batch) {
   if (step_seconds.empty()) return 0;
   if (batch <= step_seconds.front().first) return step_seconds.front().second;
   if (batch >= step_seconds.back().first) return step_seconds.back().second;
@@ -43,10 +80,13 @@ double UnitProfile::step_seconds_per_sample(int64_t batch) const {
 json Profile::to_json() const {
   json units_json = json::array();
   for (const auto& u : units) {
-    json steps = json::array();
-    for (const auto& [b, t] : u.step_seconds) steps.push_back({{"batch", b}, {"seconds_per_sample", t}});
-    json peaks = json::array();
-    for (const auto& [b, p] : u.transient_peaks) peaks.push_back({{"batch", b}, {"bytes", p}});
+    json alternatives = json::array();
+    for (const auto& m : u.alternatives)
+      alternatives.push_back({{"mode", m.mode},
+                              {"transient_static_bytes", m.transient_static},
+                              {"transient_bytes_per_sample", m.transient_per_sample},
+                              {"transient_peaks", peaks_json(m.transient_peaks)},
+                              {"step_seconds", steps_json(m.step_seconds)}});
     units_json.push_back({{"unit", u.unit},
                           {"input_shape", u.input_shape},
                           {"output_shape", u.output_shape},
@@ -56,9 +96,10 @@ json Profile::to_json() const {
                           {"optimizer_bytes", u.optimizer_bytes},
                           {"transient_static_bytes", u.transient_static},
                           {"transient_bytes_per_sample", u.transient_per_sample},
-                          {"transient_peaks", peaks},
-                          {"step_seconds", steps},
-                          {"forward_seconds_per_sample", u.forward_seconds_per_sample}});
+                          {"transient_peaks", peaks_json(u.transient_peaks)},
+                          {"step_seconds", steps_json(u.step_seconds)},
+                          {"forward_seconds_per_sample", u.forward_seconds_per_sample},
+                          {"alternatives", alternatives}});
   }
   return {{"model", model}, {"device", device}, {"num_classes", num_classes},
           {"seconds", seconds}, {"units", units_json}};
@@ -81,11 +122,14 @@ Profile Profile::from_json(const json& j) {
     up.optimizer_bytes = u.at("optimizer_bytes");
     up.transient_static = u.at("transient_static_bytes");
     up.transient_per_sample = u.at("transient_bytes_per_sample");
-    for (const auto& s : u.at("step_seconds"))
-      up.step_seconds.emplace_back(s.at("batch").get<int64_t>(), s.at("seconds_per_sample").get<double>());
-    for (const auto& s : u.value("transient_peaks", json::array()))
-      up.transient_peaks.emplace_back(s.at("batch").get<int64_t>(), s.at("bytes").get<int64_t>());
+    up.step_seconds = steps_from(u.at("step_seconds"));
+    up.transient_peaks = peaks_from(u.value("transient_peaks", json::array()));
     up.forward_seconds_per_sample = u.at("forward_seconds_per_sample");
+    for (const auto& m : u.value("alternatives", json::array()))
+      up.alternatives.push_back({m.at("mode"), m.at("transient_static_bytes"),
+                                 m.at("transient_bytes_per_sample"),
+                                 steps_from(m.at("step_seconds")),
+                                 peaks_from(m.value("transient_peaks", json::array()))});
     p.units.push_back(up);
   }
   return p;

@@ -53,6 +53,7 @@ ProfilerOptions profiler_options(const Config& config) {
   ProfilerOptions o;
   o.max_batch = config.train.max_batch_size;
   o.train = config.train;
+  o.unit_modes = config.neuroflux.unit_modes == "auto";
   return o;
 }
 
@@ -88,37 +89,55 @@ UnitProfile Profiler::profile_unit(LocalModel& model, int64_t index) {
   // Measured without a limit: the profile must also describe units that do not fit, so the
   // planner can name the smallest budget that would.
   MemoryLimitGuard unlimited(meter, std::nullopt);
-  for (const int64_t b : sizes) {
-    const at::Tensor x = torch::randn(batch_shape(b, p.input_shape), options);
-    const at::Tensor y = torch::randint(0, model->chain()->num_classes(), {b},
-                                        options.dtype(torch::kLong));
-    auto optimizer = make_optimizer(params, options_.train, options_.train.lr);
-    unit_step(unit, head, *optimizer, x, y);  // warm: gradients and optimizer state now exist
-    meter.reset_peak();
-    const int64_t before = meter.current();
-    double best = std::numeric_limits<double>::infinity();
-    for (int r = 0; r < options_.repeats; ++r) {
-      Stopwatch watch;
-      unit_step(unit, head, *optimizer, x, y);
-      best = std::min(best, watch.seconds());
-      if (r == 0) p.transient_peaks.emplace_back(b, meter.peak() - before);
+  auto measure = [&](UnitMode mode, UnitModeProfile& fit) {
+    for (const int64_t b : sizes) {
+      const at::Tensor x = torch::randn(batch_shape(b, p.input_shape), options);
+      const at::Tensor y = torch::randint(0, model->chain()->num_classes(), {b},
+                                          options.dtype(torch::kLong));
+      auto optimizer = make_optimizer(params, options_.train, options_.train.lr);
+      // Warm: gradients and optimizer state now exist.
+      unit_step(unit, head, *optimizer, x, y, nullptr, mode);
+      meter.reset_peak();
+      const int64_t before = meter.current();
+      double best = std::numeric_limits<double>::infinity();
+      for (int r = 0; r < options_.repeats; ++r) {
+        Stopwatch watch;
+        unit_step(unit, head, *optimizer, x, y, nullptr, mode);
+        best = std::min(best, watch.seconds());
+        if (r == 0) fit.transient_peaks.emplace_back(b, meter.peak() - before);
+      }
+      fit.step_seconds.emplace_back(b, best / static_cast<double>(b));
+      if (mode == UnitMode::kPlain) {
+        torch::NoGradGuard no_grad;
+        unit->eval();
+        Stopwatch watch;
+        unit->forward(x);
+        p.forward_seconds_per_sample = watch.seconds() / static_cast<double>(b);
+        unit->train();
+      }
+      for (auto& t : params) t.mutable_grad() = at::Tensor();
     }
-    p.step_seconds.emplace_back(b, best / static_cast<double>(b));
-    {
-      torch::NoGradGuard no_grad;
-      unit->eval();
-      Stopwatch watch;
-      unit->forward(x);
-      p.forward_seconds_per_sample = watch.seconds() / static_cast<double>(b);
-      unit->train();
+    std::sort(fit.step_seconds.begin(), fit.step_seconds.end());
+    std::sort(fit.transient_peaks.begin(), fit.transient_peaks.end());
+    const auto [intercept, slope] = fit_line(fit.transient_peaks);
+    fit.transient_static = intercept;
+    fit.transient_per_sample = slope;
+  };
+  UnitModeProfile plain;
+  measure(UnitMode::kPlain, plain);
+  p.step_seconds = plain.step_seconds;
+  p.transient_peaks = plain.transient_peaks;
+  p.transient_static = plain.transient_static;
+  p.transient_per_sample = plain.transient_per_sample;
+  if (options_.unit_modes) {
+    for (const UnitMode mode : unit_modes_for(unit)) {
+      if (mode == UnitMode::kPlain) continue;
+      UnitModeProfile fit;
+      fit.mode = to_string(mode);
+      measure(mode, fit);
+      p.alternatives.push_back(std::move(fit));
     }
-    for (auto& t : params) t.mutable_grad() = at::Tensor();
   }
-  std::sort(p.step_seconds.begin(), p.step_seconds.end());
-  std::sort(p.transient_peaks.begin(), p.transient_peaks.end());
-  const auto [intercept, slope] = fit_line(p.transient_peaks);
-  p.transient_static = intercept;
-  p.transient_per_sample = slope;
   unit_snapshot.restore(*unit);
   head_snapshot.restore(*head);
   return p;

@@ -6,6 +6,7 @@
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/custom_class_detail.h>
 
+#include <functional>
 #include <mutex>
 #include <optional>
 
@@ -65,10 +66,8 @@ class RngFork {
 // update them a second time, so they are put back after it.
 class BufferRestore {
  public:
-  BufferRestore(UnitChain& model, int64_t first, int64_t last) {
-    for (int64_t stage = first; stage < last; ++stage)
-      for (at::Tensor& buffer : model->unit(stage)->buffers())
-        saved_.emplace_back(buffer, buffer.clone());
+  explicit BufferRestore(const std::vector<at::Tensor>& buffers) {
+    for (const at::Tensor& buffer : buffers) saved_.emplace_back(buffer, buffer.clone());
   }
   ~BufferRestore() {
     at::NoGradGuard no_grad;
@@ -84,16 +83,16 @@ class BufferRestore {
 at::Tensor run_nodes(UnitChain& model, const std::vector<ScheduleNode>& nodes, at::Tensor x,
                      const std::shared_ptr<OffloadStore>& store, bool top);
 
+// What a checkpointed segment needs in its backward: how to run it (first without recording,
+// then again with recording, possibly under an inner schedule), its parameters and buffers.
 struct SegmentState : torch::CustomClassHolder {
-  UnitChain model;
-  ScheduleNode node;
-  std::shared_ptr<OffloadStore> store;
+  std::function<at::Tensor(const at::Tensor&)> run;       // the first, unrecorded forward
+  std::function<at::Tensor(const at::Tensor&)> rerun;     // the recorded re-run
+  std::vector<at::Tensor> params, buffers;
+  std::shared_ptr<OffloadStore> store;   // set when the input is offloaded
   RngState rng;
   bool input_requires_grad = false;
   int64_t slot = -1;   // offloaded input's slot in the store
-  std::vector<at::Tensor> params;
-  SegmentState(UnitChain m, ScheduleNode n, std::shared_ptr<OffloadStore> s)
-      : model(std::move(m)), node(std::move(n)), store(std::move(s)) {}
 };
 
 class SegmentFunction : public torch::autograd::Function<SegmentFunction> {
@@ -105,10 +104,8 @@ class SegmentFunction : public torch::autograd::Function<SegmentFunction> {
     (void)params;   // inputs only so that the segment's weights receive gradients
     state->rng = RngState::capture(x.device());
     state->input_requires_grad = x.requires_grad();
-    at::Tensor y = x;
-    for (int64_t stage = state->node.first; stage < state->node.last; ++stage)
-      y = run_stage(state->model, stage, y);
-    if (state->node.offload_input) {
+    at::Tensor y = state->run(x);
+    if (state->store) {
       state->slot = state->store->offload(x);
     } else {
       ctx->save_for_backward({x});
@@ -120,16 +117,16 @@ class SegmentFunction : public torch::autograd::Function<SegmentFunction> {
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
     auto* state = static_cast<SegmentState*>(ctx->saved_data["state"].toCapsule().get());
     const at::Tensor saved =
-        state->node.offload_input ? state->store->fetch(state->slot) : ctx->get_saved_variables()[0];
+        state->store ? state->store->fetch(state->slot) : ctx->get_saved_variables()[0];
     const at::Tensor input = saved.detach().requires_grad_(state->input_requires_grad);
     // Batch norm's running statistics are put back only after the gradients are computed: its
     // backward node holds them and refuses to run once they are modified in place.
-    BufferRestore keep_statistics(state->model, state->node.first, state->node.last);
+    BufferRestore keep_statistics(state->buffers);
     at::Tensor y;
     {
       RngFork same_randomness(state->rng);
       torch::AutoGradMode recording(true);
-      y = run_nodes(state->model, state->node.inner, input, nullptr, /*top=*/false);
+      y = state->rerun(input);
     }
     std::vector<at::Tensor> wrt;
     if (state->input_requires_grad) wrt.push_back(input);
@@ -158,8 +155,19 @@ at::Tensor run_nodes(UnitChain& model, const std::vector<ScheduleNode>& nodes, a
     if (node.kind == ScheduleNode::Kind::Store) {
       y = run_stage(model, node.first, x);
     } else {
-      auto state = c10::make_intrusive<SegmentState>(model, node, store);
+      auto state = c10::make_intrusive<SegmentState>();
+      state->run = [model, first = node.first, last = node.last](const at::Tensor& in) mutable {
+        at::Tensor out = in;
+        for (int64_t stage = first; stage < last; ++stage) out = run_stage(model, stage, out);
+        return out;
+      };
+      state->rerun = [model, inner = node.inner](const at::Tensor& in) mutable {
+        return run_nodes(model, inner, in, nullptr, /*top=*/false);
+      };
       state->params = model->unit_parameters(node.first, node.last, false);
+      for (int64_t stage = node.first; stage < node.last; ++stage)
+        for (const at::Tensor& b : model->unit(stage)->buffers()) state->buffers.push_back(b);
+      if (node.offload_input) state->store = store;
       y = SegmentFunction::apply(x, state, at::TensorList(state->params))[0];
       slot = state->slot;
     }
@@ -177,6 +185,15 @@ at::Tensor run_nodes(UnitChain& model, const std::vector<ScheduleNode>& nodes, a
 }
 
 }  // namespace
+
+at::Tensor checkpoint(torch::nn::Sequential module, const at::Tensor& x) {
+  auto state = c10::make_intrusive<SegmentState>();
+  state->run = [module](const at::Tensor& in) mutable { return module->forward(in); };
+  state->rerun = state->run;
+  state->params = module->parameters();
+  state->buffers = module->buffers();
+  return SegmentFunction::apply(x, state, at::TensorList(state->params))[0];
+}
 
 at::Tensor run_stage(UnitChain& model, int64_t stage, const at::Tensor& x) {
   return stage < model->size() ? model->unit(stage)->forward(x)

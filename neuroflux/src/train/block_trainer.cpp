@@ -62,6 +62,9 @@ BlockOutcome train_block(LocalModel& model, BlockInput& input, const BlockTraini
   int64_t since_improvement = 0;
   const std::string name = "block " + std::to_string(o.block_index) + " (units " +
                            std::to_string(first) + "-" + std::to_string(last) + ")";
+  std::vector<UnitMode> modes(static_cast<size_t>(last - first + 1), UnitMode::kPlain);
+  for (size_t k = 0; k < o.unit_modes.size() && k < modes.size(); ++k)
+    modes[k] = unit_mode_from_string(o.unit_modes[k]);
   for (int64_t epoch = 0; epoch < o.max_epochs; ++epoch) {
     const double lr = scheduled_lr(config.train, o.lr, epoch, o.max_epochs);
     for (auto& opt : optimizers) set_learning_rate(*opt, lr);
@@ -77,7 +80,8 @@ BlockOutcome train_block(LocalModel& model, BlockInput& input, const BlockTraini
           UnitStepResult r;
           for (int64_t i = first; i <= last; ++i) {
             r = unit_step(model->chain()->unit(i), model->head(i), *optimizers[i - first], h, y,
-                          reducers.empty() ? nullptr : reducers[i - first].get());
+                          reducers.empty() ? nullptr : reducers[i - first].get(),
+                          modes[static_cast<size_t>(i - first)]);
             h = r.output;
           }
           // The block's deepest head stands for the block's training loss.

@@ -247,6 +247,7 @@ Report NeuroFluxTrainer::fit(UnitChain chain, const data::DataSplits& data,
     options.first_unit = pb.first_unit;
     options.last_unit = pb.last_unit;
     options.batch_size = pb.batch_size;
+    options.unit_modes = pb.unit_modes;
     options.eval_batch_size = pb.cache_batch_size;
     options.max_epochs = pb.epochs;
     options.lr = pb.lr;
@@ -318,6 +319,7 @@ Report NeuroFluxTrainer::fit(UnitChain chain, const data::DataSplits& data,
                    {"eval_seconds", outcome.eval_seconds},
                    {"predicted_seconds", pb.predicted_seconds},
                    {"head_val_accuracy", outcome.head_val_accuracy}};
+    if (!pb.unit_modes.empty()) block.extra["unit_modes"] = pb.unit_modes;
     state.blocks.push_back(block);
     state.peak = std::max(state.peak, block.peak_memory_bytes);
     for_block_modules(model, pb.first_unit, pb.last_unit,

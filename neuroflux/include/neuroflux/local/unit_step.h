@@ -7,9 +7,26 @@
 #include <torch/nn/modules/container/sequential.h>
 #include <torch/optim/optimizer.h>
 
+#include <string>
+#include <vector>
+
 namespace neuroflux {
 
 class GradReducer;
+
+/// How a unit's forward runs inside its training step. The planner picks one per unit (Plan):
+/// plain; "recompute": the unit as one checkpointed segment, only its input kept and the unit
+/// re-run in the backward pass, so its maps and the head's are never alive together;
+/// "row_centric": stripe by stripe (8 overlapping bands), for units that are plain conv stacks.
+enum class UnitMode { kPlain, kRecompute, kRowCentric };
+std::string to_string(UnitMode mode);
+/// Throws std::invalid_argument naming the known modes.
+UnitMode unit_mode_from_string(const std::string& name);
+/// The modes `unit` can run in (row-centric only for conv / ReLU / pool stacks).
+std::vector<UnitMode> unit_modes_for(const torch::nn::Sequential& unit);
+
+/// The unit's forward in `mode`, recording for backward.
+at::Tensor unit_forward(torch::nn::Sequential& unit, const at::Tensor& input, UnitMode mode);
 
 struct UnitStepResult {
   at::Tensor output;    ///< the unit's output, detached: the next unit's input
@@ -20,6 +37,7 @@ struct UnitStepResult {
 /// With a `reducer` (data parallel), the gradients are averaged over the ranks before the step.
 UnitStepResult unit_step(torch::nn::Sequential& unit, torch::nn::Sequential& head,
                          torch::optim::Optimizer& optimizer, const at::Tensor& input,
-                         const at::Tensor& labels, GradReducer* reducer = nullptr);
+                         const at::Tensor& labels, GradReducer* reducer = nullptr,
+                         UnitMode mode = UnitMode::kPlain);
 
 }  // namespace neuroflux

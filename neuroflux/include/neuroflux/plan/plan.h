@@ -21,6 +21,9 @@ struct PlannedBlock {
   int64_t cache_batch_size = 0;           ///< batch of the eval-mode caching pass
   int64_t predicted_peak_bytes = 0;       ///< at batch_size, training
   double predicted_seconds = 0;           ///< training + caching, all epochs
+  /// How each unit's forward runs in training (local/unit_step.h): "plain", "recompute" or
+  /// "row_centric"; empty = all plain.
+  std::vector<std::string> unit_modes;
 };
 
 struct Plan {

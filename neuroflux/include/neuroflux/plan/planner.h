@@ -44,18 +44,31 @@ class Planner {
   /// The best plan; BudgetError naming the smallest feasible budget when none fits.
   Plan plan() const;
 
-  /// Predicted training peak of block [first, last] at `batch`.
+  /// Predicted training peak of block [first, last] at `batch`, every unit plain or in
+  /// `modes` (one per unit of the block, names from the profile's alternatives).
   double predicted_peak(int64_t first, int64_t last, int64_t batch) const;
+  double predicted_peak(int64_t first, int64_t last, int64_t batch,
+                        const std::vector<std::string>& modes) const;
+  /// The mode of each unit at `batch`: plain where the block then fits, else the fastest of
+  /// the unit's profiled alternatives that fits; empty when some unit fits in no mode.
+  std::vector<std::string> choose_modes(int64_t first, int64_t last, int64_t batch) const;
   /// Largest batch (<= max_batch_size) whose predicted peak fits 90% of the budget (headroom
-  /// for the fit's error); 0 when none.
-  int64_t largest_batch(int64_t first, int64_t last) const;
-  /// Predicted seconds of block [first, last] at `batch`.
+  /// for the fit's error), every unit plain, or (`any_mode`) in the modes choose_modes picks;
+  /// 0 when none.
+  int64_t largest_batch(int64_t first, int64_t last, bool any_mode = false) const;
+  /// Predicted seconds of block [first, last] at `batch` (every unit plain, or in `modes`).
   double predicted_seconds(int64_t first, int64_t last, int64_t batch) const;
+  double predicted_seconds(int64_t first, int64_t last, int64_t batch,
+                           const std::vector<std::string>& modes) const;
   /// The eval-mode caching pass's batch: forward only, no activations kept.
   int64_t cache_batch(int64_t first, int64_t last) const;
 
  private:
   double input_factor(int64_t first) const;
+  /// Static bytes of the block's units plus its input batch.
+  double block_base(int64_t first, int64_t last, int64_t batch) const;
+  /// Unit i's step in `mode` inside a block starting at `first`: transient plus carried input.
+  double unit_peak(int64_t first, int64_t i, int64_t batch, const std::string& mode) const;
 
   Profile profile_;
   PlannerInputs inputs_;

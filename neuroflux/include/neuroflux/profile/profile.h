@@ -13,6 +13,27 @@
 
 namespace neuroflux {
 
+/// Seconds per sample at `batch` from measurements (batch, seconds per sample): interpolated in
+/// log2(batch) between measured sizes, the nearest measurement beyond them.
+double interpolated_seconds(const std::vector<std::pair<int64_t, double>>& measured, int64_t batch);
+
+/// A unit's training step run in another mode (local/unit_step.h: recompute, row_centric):
+/// its own fitted transient and measured step time. The plain step's are UnitProfile's own.
+struct UnitModeProfile {
+  std::string mode;
+  double transient_static = 0;
+  double transient_per_sample = 0;
+  std::vector<std::pair<int64_t, double>> step_seconds;
+  std::vector<std::pair<int64_t, int64_t>> transient_peaks;
+
+  double transient_bytes(int64_t batch) const {
+    return transient_static + transient_per_sample * static_cast<double>(batch);
+  }
+  double step_seconds_per_sample(int64_t batch) const {
+    return interpolated_seconds(step_seconds, batch);
+  }
+};
+
 struct UnitProfile {
   int64_t unit = 0;
   std::vector<int64_t> input_shape, output_shape;   ///< per sample (C, H, W)
@@ -31,6 +52,12 @@ struct UnitProfile {
   double forward_seconds_per_sample = 0;
   /// The raw measurements the fit came from: (batch, transient peak bytes).
   std::vector<std::pair<int64_t, int64_t>> transient_peaks;
+  /// The other modes the unit can train in, measured the same way (empty when
+  /// neuroflux.unit_modes is "plain").
+  std::vector<UnitModeProfile> alternatives;
+
+  /// Every mode's figures, plain first.
+  std::vector<UnitModeProfile> modes() const;
 
   int64_t static_bytes() const { return param_bytes + grad_bytes + optimizer_bytes; }
   int64_t input_bytes_per_sample() const;    ///< float32 input

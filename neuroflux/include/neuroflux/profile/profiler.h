@@ -21,6 +21,9 @@ struct ProfilerOptions {
   int64_t max_batch = 256;
   int repeats = 3;                                  ///< timed steps per size (the minimum is kept)
   TrainConfig train;                                ///< the optimizer the steps use
+  /// Also measure each unit's step in the other modes it can run in (recompute, row_centric),
+  /// so the planner can choose them: neuroflux.unit_modes = "auto".
+  bool unit_modes = true;
 };
 
 class Profiler {

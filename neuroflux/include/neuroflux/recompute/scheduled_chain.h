@@ -14,6 +14,11 @@
 
 namespace neuroflux {
 
+/// `module(x)` run as one checkpointed segment: nothing inside it is kept for the backward pass
+/// but its input, and the backward re-runs it (same random numbers, batch norm statistics
+/// updated once). For a NeuroFlux unit whose step does not otherwise fit.
+at::Tensor checkpoint(torch::nn::Sequential module, const at::Tensor& x);
+
 /// Stage `stage` of `model` (a unit, or the classifier for the last stage) applied to `x`.
 at::Tensor run_stage(UnitChain& model, int64_t stage, const at::Tensor& x);
 

@@ -32,6 +32,9 @@ struct BlockTrainingOptions {
   int64_t block_index = 0;
   int64_t first_unit = 0, last_unit = 0;
   int64_t batch_size = 1;
+  /// Per unit of the block: how its forward runs in training (the plan's unit_modes); empty =
+  /// all plain.
+  std::vector<std::string> unit_modes;
   int64_t eval_batch_size = 1;
   int64_t max_epochs = 1;
   double lr = 0.05;
