@@ -168,22 +168,15 @@ TEST_CASE("below plain units' smallest budget NeuroFlux trains with leaner unit 
           "[neuroflux][integration]") {
   // Wide full-resolution heads make a plain unit step heavy: with unit_modes "plain" no plan
   // fits, with "auto" the planner recomputes or stripes some units and the run fits.
-  neuroflux::Config config;
-  config.method = "neuroflux";
-  config.seed = 5;
-  config.threads = 1;
-  config.data.name = "synthetic";
+  neuroflux::Config config = synthetic_config("neuroflux");
   config.data.image_size = 32;
   config.data.channels = 1;
-  config.data.num_classes = 4;
   config.data.train_size = 640;
   config.data.test_size = 64;
   config.data.val_fraction = 0.1;
   config.model.name = "simplecnn";
   config.model.width = 0.25;
   config.model.batch_norm = false;
-  config.train.epochs = 2;
-  config.train.batch_size = 32;
   config.neuroflux.aux = "fixed";
   config.neuroflux.aux_width = 64;
   config.memory.budget = 600 * 1024;

@@ -12,6 +12,11 @@ using namespace neuroflux;
 
 namespace {
 
+ScheduleNode store(int64_t stage) { return ScheduleNode::store(stage); }
+ScheduleNode checkpoint(int64_t first, int64_t last, std::vector<ScheduleNode> inner) {
+  return ScheduleNode::checkpoint(first, last, std::move(inner));
+}
+
 // Every byte count a multiple of `unit`, so a DP over budget/unit slots rounds nothing.
 ChainCosts random_chain(std::mt19937& rng, int64_t stages, int64_t unit) {
   std::uniform_int_distribution<int64_t> bytes(1, 12);
@@ -35,23 +40,6 @@ ChainCosts random_chain(std::mt19937& rng, int64_t stages, int64_t unit) {
 }
 
 using Nodes = std::vector<ScheduleNode>;
-
-ScheduleNode store(int64_t s) {
-  ScheduleNode n;
-  n.first = s;
-  n.last = s + 1;
-  return n;
-}
-
-ScheduleNode checkpoint(int64_t first, int64_t last, Nodes inner, bool offload = false) {
-  ScheduleNode n;
-  n.kind = ScheduleNode::Kind::Checkpoint;
-  n.first = first;
-  n.last = last;
-  n.inner = std::move(inner);
-  n.offload_input = offload;
-  return n;
-}
 
 // All schedules of [s, t). A checkpoint never ends a range: at the top level that keeps the
 // classifier stored, inside a recompute it would only re-run the same range.

@@ -13,6 +13,11 @@ using namespace neuroflux;
 
 namespace {
 
+ScheduleNode store(int64_t stage) { return ScheduleNode::store(stage); }
+ScheduleNode checkpoint(int64_t first, int64_t last, std::vector<ScheduleNode> inner) {
+  return ScheduleNode::checkpoint(first, last, std::move(inner));
+}
+
 // Five conv units with batch norm and dropout (so RNG and running statistics matter).
 UnitChain small_chain() {
   torch::manual_seed(3);
@@ -28,24 +33,6 @@ UnitChain small_chain() {
   torch::nn::Sequential classifier(torch::nn::AdaptiveAvgPool2d(1), torch::nn::Flatten(),
                                    torch::nn::Linear(channels, 5));
   return chain_from_sequential(units, {3, 12, 12}, 5, classifier);
-}
-
-ScheduleNode store(int64_t s) {
-  ScheduleNode n;
-  n.first = s;
-  n.last = s + 1;
-  return n;
-}
-
-ScheduleNode checkpoint(int64_t first, int64_t last, std::vector<ScheduleNode> inner,
-                        bool offload = false) {
-  ScheduleNode n;
-  n.kind = ScheduleNode::Kind::Checkpoint;
-  n.first = first;
-  n.last = last;
-  n.inner = std::move(inner);
-  n.offload_input = offload;
-  return n;
 }
 
 CheckpointSchedule schedule_of(std::vector<ScheduleNode> nodes, std::string strategy) {
@@ -110,8 +97,8 @@ TEST_CASE("checkpointed and offloaded schedules give plain backprop's loss and g
                    checkpoint(3, 5, {store(3), store(4)}), store(5)},
                   "checkpoint"),
       // Every unit its own segment, the middle ones offloaded.
-      schedule_of({checkpoint(0, 1, {store(0)}), checkpoint(1, 2, {store(1)}, true),
-                   checkpoint(2, 3, {store(2)}, true), checkpoint(3, 4, {store(3)}),
+      schedule_of({checkpoint(0, 1, {store(0)}), ScheduleNode::checkpoint(1, 2, {store(1)}, true),
+                   ScheduleNode::checkpoint(2, 3, {store(2)}, true), checkpoint(3, 4, {store(3)}),
                    store(4), store(5)},
                   "offload")};
   const auto tight = optimal_schedule(costs, store_all_schedule(costs).predicted_activation_peak / 2, false);

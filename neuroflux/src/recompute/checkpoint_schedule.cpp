@@ -18,25 +18,6 @@ namespace {
 
 constexpr double kInfeasible = std::numeric_limits<double>::infinity();
 
-ScheduleNode store_node(int64_t stage) {
-  ScheduleNode node;
-  node.kind = ScheduleNode::Kind::Store;
-  node.first = stage;
-  node.last = stage + 1;
-  return node;
-}
-
-ScheduleNode checkpoint_node(int64_t first, int64_t last, std::vector<ScheduleNode> inner,
-                             bool offload_input) {
-  ScheduleNode node;
-  node.kind = ScheduleNode::Kind::Checkpoint;
-  node.first = first;
-  node.last = last;
-  node.inner = std::move(inner);
-  node.offload_input = offload_input;
-  return node;
-}
-
 // The rotor recurrence on a discretised memory. Every byte count is rounded *up* to whole slots,
 // so a schedule the DP accepts also fits in bytes.
 class ChainDp {
@@ -126,7 +107,7 @@ class ChainDp {
       top(s, m, offloaded_input, reserve);
       const TopEntry e = top_memo_.at(std::make_tuple(s, m, offloaded_input, reserve));
       if (e.end == 0) {
-        nodes.push_back(store_node(s));
+        nodes.push_back(ScheduleNode::store(s));
         m -= saved_[s];
         offloaded_input = false;
         reserve = 0;
@@ -134,7 +115,7 @@ class ChainDp {
         continue;
       }
       const int64_t input_back = offloaded_input ? x_[s] : 0;
-      nodes.push_back(checkpoint_node(s, e.end,
+      nodes.push_back(ScheduleNode::checkpoint(s, e.end,
                                       inner_nodes(s, e.end, m - x_[e.end] - reserve - input_back),
                                       offloaded_input));
       if (!e.offload_next) m -= x_[e.end];
@@ -151,11 +132,11 @@ class ChainDp {
       inner(s, t, m);
       const Entry& e = entry(s, t, m);
       if (e.end == 0) {
-        nodes.push_back(store_node(s));
+        nodes.push_back(ScheduleNode::store(s));
         m -= saved_[s];
         ++s;
       } else {
-        nodes.push_back(checkpoint_node(s, e.end, inner_nodes(s, e.end, m - x_[e.end]), false));
+        nodes.push_back(ScheduleNode::checkpoint(s, e.end, inner_nodes(s, e.end, m - x_[e.end]), false));
         m -= x_[e.end];
         s = e.end;
       }
@@ -338,6 +319,25 @@ int64_t count_recomputed(const std::vector<ScheduleNode>& nodes) {
 
 }  // namespace
 
+ScheduleNode ScheduleNode::store(int64_t stage) {
+  ScheduleNode node;
+  node.kind = Kind::Store;
+  node.first = stage;
+  node.last = stage + 1;
+  return node;
+}
+
+ScheduleNode ScheduleNode::checkpoint(int64_t first, int64_t last, std::vector<ScheduleNode> inner,
+                                      bool offload_input) {
+  ScheduleNode node;
+  node.kind = Kind::Checkpoint;
+  node.first = first;
+  node.last = last;
+  node.inner = std::move(inner);
+  node.offload_input = offload_input;
+  return node;
+}
+
 bool transfer_hideable(const ChainCosts& costs, int64_t stage) {
   if (costs.copy_bytes_per_second <= 0 || stage <= 0 || stage >= costs.size()) return false;
   const double copy_seconds =
@@ -349,7 +349,7 @@ bool transfer_hideable(const ChainCosts& costs, int64_t stage) {
 CheckpointSchedule store_all_schedule(const ChainCosts& costs) {
   check_costs(costs);
   std::vector<ScheduleNode> nodes;
-  for (int64_t s = 0; s < costs.size(); ++s) nodes.push_back(store_node(s));
+  for (int64_t s = 0; s < costs.size(); ++s) nodes.push_back(ScheduleNode::store(s));
   return finish("none", std::move(nodes), costs);
 }
 
@@ -364,10 +364,10 @@ CheckpointSchedule sqrt_schedule(const ChainCosts& costs) {
   // follows its forward at once, so re-running it would buy nothing.
   for (; s + length < units; s += length) {
     std::vector<ScheduleNode> inner;
-    for (int64_t k = s; k < s + length; ++k) inner.push_back(store_node(k));
-    nodes.push_back(checkpoint_node(s, s + length, std::move(inner), false));
+    for (int64_t k = s; k < s + length; ++k) inner.push_back(ScheduleNode::store(k));
+    nodes.push_back(ScheduleNode::checkpoint(s, s + length, std::move(inner), false));
   }
-  for (; s < costs.size(); ++s) nodes.push_back(store_node(s));
+  for (; s < costs.size(); ++s) nodes.push_back(ScheduleNode::store(s));
   return finish("checkpoint_sqrt", std::move(nodes), costs);
 }
 

@@ -35,6 +35,10 @@ struct ScheduleNode {
   int64_t first = 0, last = 0;            ///< stages [first, last); Store has last = first + 1
   bool offload_input = false;             ///< Checkpoint at the top level only
   std::vector<ScheduleNode> inner;        ///< Checkpoint: how its recompute runs
+
+  static ScheduleNode store(int64_t stage);
+  static ScheduleNode checkpoint(int64_t first, int64_t last, std::vector<ScheduleNode> inner,
+                                 bool offload_input = false);
 };
 
 struct CheckpointSchedule {
