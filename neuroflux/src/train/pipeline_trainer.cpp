@@ -14,8 +14,10 @@
 #include "neuroflux/memory_meter.h"
 #include "neuroflux/plan/stage_placement.h"
 #include "neuroflux/profile/profiler.h"
+#include "neuroflux/train/checkpoint.h"
 #include "neuroflux/train/module_snapshot.h"
 #include "neuroflux/train/optim.h"
+#include "neuroflux/util/atomic_file.h"
 #include "neuroflux/util/progress.h"
 #include "train/training_loop.h"
 
@@ -136,9 +138,16 @@ Report PipelineTrainer::fit(UnitChain chain, const data::DataSplits& data) {
   const int rank = comm.rank(), ranks = comm.world_size();
   MemoryMeter& meter = MemoryMeter::of(device);
   const int64_t n = chain->size();
-  if (setup_.resume)
-    throw ConfigError("--resume: pipeline mode keeps no checkpoints yet; restart the run");
   chain->to(device);
+  // Every rank checkpoints its own stage after each epoch (rank k under OUT/rank-k/); a resumed
+  // job restarts all ranks from the epoch they all saved.
+  Checkpointer checkpointer(setup_.out_dir.empty() ? "" : setup_.out_dir + "/checkpoint");
+  const std::optional<json> saved =
+      setup_.resume && !setup_.out_dir.empty() ? checkpointer.peek() : std::nullopt;
+  if (saved) check_resumable(saved->at("state"), config, checkpointer.dir());
+  if (setup_.resume)
+    check_same_checkpoint(comm, saved ? saved->at("state").at("epochs_done").get<int64_t>() : -1,
+                          checkpointer.dir());
 
   // Local learning's fixed heads exist before profiling, as in LocalTrainer, so both start from
   // the same weights; NeuroFlux's adaptive heads come out of rank 0's profiling.
@@ -148,15 +157,19 @@ Report PipelineTrainer::fit(UnitChain chain, const data::DataSplits& data) {
     model->to(device);
   }
   // Rank 0 measures; all place the stages from its figures, so all agree.
-  const std::string profile_text =
-      rank == 0 ? pipeline_profile(config, chain, device).to_json().dump() : std::string();
+  // Rank 0 measures (or, resuming, reuses what it measured then); all place the stages from its
+  // figures, so all agree.
+  std::string profile_text;
+  if (rank == 0)
+    profile_text = saved ? saved->at("state").at("profile").dump()
+                         : pipeline_profile(config, chain, device).to_json().dump();
   const Profile profile = Profile::from_json(json::parse(comm.broadcast_string(profile_text, 0)));
   if (config.method != "local") {
     std::vector<AuxHeadSpec> heads;
     for (const auto& u : profile.units) heads.push_back(u.head);
     model = LocalModel(chain, heads);
     model->to(device);
-    broadcast_module(comm, *model, 0);
+    if (!saved) broadcast_module(comm, *model, 0);
   }
 
   const StagePlacement placement = pipeline_placement(config, profile, data, ranks);
@@ -176,6 +189,47 @@ Report PipelineTrainer::fit(UnitChain chain, const data::DataSplits& data) {
   for (int64_t i = first; i <= last; ++i)
     optimizers.push_back(make_optimizer(model->unit_and_head_parameters(i), config.train,
                                         config.train.lr));
+  LoopState state;
+  double compute_seconds = 0;
+  int64_t micro_batches = 0;
+  if (saved) {
+    state = LoopState::from_json(*checkpointer.load(*model, nullptr));
+    compute_seconds = saved->at("state").at("compute_seconds");
+    micro_batches = saved->at("state").at("micro_batches");
+    torch::serialize::InputArchive archive;
+    archive.load_from(checkpointer.dir() + "/" +
+                      saved->at("state").at("optimizers_file").get<std::string>());
+    for (int64_t i = first; i <= last; ++i) {
+      torch::serialize::InputArchive unit_archive;
+      archive.read("unit" + std::to_string(i), unit_archive);
+      optimizers[i - first]->load(unit_archive);
+    }
+    log_line("pipeline rank " + std::to_string(rank) + ": resuming after epoch " +
+             std::to_string(state.epochs_done));
+  }
+  auto save_checkpoint = [&](int64_t epochs_done) {
+    if (setup_.out_dir.empty()) return;
+    const std::string optimizers_file = "step-" + std::to_string(epochs_done) + "-optimizers.pt";
+    write_atomic_with(checkpointer.dir() + "/" + optimizers_file, [&](const std::string& t) {
+      torch::serialize::OutputArchive archive;
+      for (int64_t i = first; i <= last; ++i) {
+        torch::serialize::OutputArchive unit_archive;
+        optimizers[i - first]->save(unit_archive);
+        archive.write("unit" + std::to_string(i), unit_archive);
+      }
+      archive.save_to(t);
+    });
+    json s = state.to_json();
+    s["optimizers_file"] = optimizers_file;
+    s["compute_seconds"] = compute_seconds;
+    s["micro_batches"] = micro_batches;
+    s["config"] = resumable_config(config);
+    s["profile"] = profile.to_json();
+    checkpointer.save(*model, nullptr, s, epochs_done);
+    if (epochs_done > 1)
+      std::remove((checkpointer.dir() + "/step-" + std::to_string(epochs_done - 1) +
+                   "-optimizers.pt").c_str());
+  };
   auto input = data_input(data, config, device);
 
   // One phase through this stage: rank 0 reads `source`, the others receive; `process` runs the
@@ -215,14 +269,15 @@ Report PipelineTrainer::fit(UnitChain chain, const data::DataSplits& data) {
   };
 
   Report report = make_report_skeleton(config, *chain, data, device);
-  std::vector<HistoryEntry> history;
-  std::vector<double> heads(static_cast<size_t>(n), 0.0);
-  double train_seconds = 0, eval_seconds = 0, compute_seconds = 0;
-  int64_t micro_batches = 0;
+  std::vector<HistoryEntry>& history = state.history;
+  std::vector<double> heads = history.empty() ? std::vector<double>(static_cast<size_t>(n), 0.0)
+                                              : history.back().head_val_accuracy;
+  double& train_seconds = state.train_seconds;
+  double& eval_seconds = state.eval_seconds;
   meter.reset_peak();
   {
     MemoryLimitGuard limit(meter, config.memory.budget);
-    for (int64_t epoch = 0; epoch < config.train.epochs; ++epoch) {
+    for (int64_t epoch = state.epochs_done; epoch < config.train.epochs; ++epoch) {
       const double lr = scheduled_lr(config.train, config.train.lr, epoch, config.train.epochs);
       for (auto& opt : optimizers) set_learning_rate(*opt, lr);
       for (int64_t i = first; i <= last; ++i) {
@@ -274,6 +329,8 @@ Report PipelineTrainer::fit(UnitChain chain, const data::DataSplits& data) {
                ": best head val accuracy " + std::to_string(entry.val_accuracy) + ", " +
                std::to_string(epoch_seconds) + " s (computing " +
                std::to_string(compute_seconds) + " s so far)");
+      state.epochs_done = epoch + 1;
+      save_checkpoint(state.epochs_done);
     }
   }
   const int64_t peak = meter.peak();
