@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 
 #include "neuroflux/exit/exported_model.h"
@@ -78,8 +79,16 @@ TEST_CASE("data parallel on 2 ranks equals one process on the combined batch",
       const json report = read_json(dir + "/two/report.json");
       CHECK(report.at("world_size") == 2);
       CHECK(report.at("rank_peak_memory_bytes").size() == 2);
-      // Rank 1 writes only its own checkpoint, under rank-1/.
+      // Rank 1 writes only its own checkpoint, under rank-1/; its weights are rank 0's, bit for
+      // bit (the serialized files are identical).
       CHECK(fs::exists(dir + "/two/rank-1/checkpoint/state.json"));
+      const auto bytes = [](const std::string& path) {
+        std::ifstream in(path, std::ios::binary);
+        return std::string(std::istreambuf_iterator<char>(in), {});
+      };
+      const std::string rank0 = bytes(dir + "/two/checkpoint/step-2-model.pt");
+      CHECK_FALSE(rank0.empty());
+      CHECK(rank0 == bytes(dir + "/two/rank-1/checkpoint/step-2-model.pt"));
       CHECK_FALSE(fs::exists(dir + "/two/rank-1/report.json"));
       fs::remove_all(dir);
     }
