@@ -9,7 +9,14 @@ import json
 import os
 import sys
 
-import matplotlib
+try:
+    import matplotlib
+except ImportError:
+    # matplotlib comes from Debian (python3-matplotlib, installed by scripts/install-deps.sh);
+    # another python3 first on PATH (pyenv, a venv) does not see it: use Debian's.
+    if os.path.exists("/usr/bin/python3") and os.path.realpath(sys.executable) != "/usr/bin/python3":
+        os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
+    sys.exit("plot.py: matplotlib is missing; run scripts/install-deps.sh (python3-matplotlib)")
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
