@@ -67,10 +67,13 @@ def reaches(report_path, target):
     return any(h["val_accuracy"] >= target for h in history)
 
 
-def bisect(config_path, out, method, peak, target, overrides, steps):
-    """Smallest budget (as a fraction of backprop's peak) at which `method` reaches `target`."""
+def bisect(config_path, out, method, peak, target, overrides, steps, known=()):
+    """Smallest budget (as a fraction of backprop's peak) at which `method` reaches `target`.
+    `known`: grid fractions at which the method already reached the target; the smallest is the
+    upper end (a method's accuracy need not grow with the budget: NeuroFlux plans differently
+    under a loose budget, so 1.0 is not always a success)."""
     probes = []
-    lo, hi = 0.01, 1.0  # fractions: lo assumed failing, hi must succeed
+    lo, hi = 0.01, min(known) if known else 1.0  # fractions: lo assumed failing, hi succeeds
     def probe(fraction):
         budget = int(fraction * peak)
         d = os.path.join(out, f"bisect-{method}", f"{budget}")
@@ -150,7 +153,10 @@ def main():
             target = loosest["bench"]["target_accuracy"]
             summary["smallest_budgets"] = []
             for method in exp.get("bisect_methods", []):
-                result = bisect(plain, out, method, peak, target, overrides, args.bisect_steps)
+                known = [c["fraction"] for c in summary["cells"] for r in c["bench"]["rows"]
+                         if r.get("method") == method and (r.get("val_accuracy") or 0) >= target]
+                result = bisect(plain, out, method, peak, target, overrides, args.bisect_steps,
+                                known)
                 summary["smallest_budgets"].append(result)
                 progress.step(f"{name}: smallest budget for {method}: "
                               f"{result['smallest_budget_bytes']}")
