@@ -1,4 +1,6 @@
 #include <catch2/catch.hpp>
+
+#include "config/config_test_util.h"
 #include <nlohmann/json.hpp>
 
 #include <fstream>
@@ -11,18 +13,6 @@ using neuroflux::Config;
 using neuroflux::ConfigError;
 using nlohmann::json;
 
-namespace {
-
-std::string error_of(const json& j) {
-  try {
-    Config::from_json(j);
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  return "";
-}
-
-}  // namespace
 
 TEST_CASE("sizes parse the way people write them", "[config][unit]") {
   CHECK(*neuroflux::parse_size("64MiB") == 64LL << 20);

@@ -4,6 +4,8 @@
 #include <torch/torch.h>
 
 #include <catch2/catch.hpp>
+
+#include "config/config_test_util.h"
 #include <nlohmann/json.hpp>
 
 #include "neuroflux/config.h"
@@ -16,15 +18,6 @@ using Catch::Matchers::Contains;
 using nlohmann::json;
 
 namespace {
-
-std::string error_of(const json& j) {
-  try {
-    Config::from_json(j);
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  return "";
-}
 
 // Three SGD steps of `config` on a fixed batch; the losses, then every parameter gradient of
 // the last step.

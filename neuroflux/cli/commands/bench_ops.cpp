@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_util.h"
 #include "commands.h"
 #include "config_args.h"
 #include "neuroflux/errors.h"
@@ -37,12 +38,6 @@ struct Row {
   int64_t packed_bytes = 0;
   double pack_ms = 0, unpack_ms = 0, clone_ms = 0, copy_ms = 0;
 };
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t m = v.size() / 2;
-  return v.size() % 2 == 1 ? v[m] : 0.5 * (v[m - 1] + v[m]);
-}
 
 // Median wall time of `repeats` calls in milliseconds, after one warm-up call. On CUDA the
 // device is synchronised around every call so the time covers the kernels, not their launch.
@@ -106,13 +101,7 @@ int bench_ops_command(const Args& args) {
   const bool cuda = device_name == "cuda";
   if (cuda && !torch::cuda::is_available())
     throw Error("bench-ops: --device cuda, but no CUDA device is available to this LibTorch");
-  int64_t threads = static_cast<int64_t>(std::max(1u, std::thread::hardware_concurrency()));
-  if (parsed.count("threads") != 0) {
-    threads = parsed["threads"].as<int64_t>();
-    if (threads <= 0)
-      throw ConfigError("bench-ops: --threads must be positive, got " + std::to_string(threads));
-  }
-  at::set_num_threads(static_cast<int>(threads));
+  const int64_t threads = apply_bench_threads(parsed, "bench-ops");
   const torch::Device device(cuda ? torch::kCUDA : torch::kCPU);
 
   std::vector<Row> rows;

@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_util.h"
 #include "commands.h"
 #include "config_args.h"
 #include "neuroflux/errors.h"
@@ -53,12 +54,6 @@ std::vector<int64_t> parse_list(const std::string& text, const char* flag) {
   return out;
 }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t m = v.size() / 2;
-  return v.size() % 2 == 1 ? v[m] : 0.5 * (v[m - 1] + v[m]);
-}
-
 }  // namespace
 
 int bench_rowconv_command(const Args& args) {
@@ -89,10 +84,7 @@ int bench_rowconv_command(const Args& args) {
   if (size <= 0 || batch <= 0 || repeats <= 0) {
     throw ConfigError("bench-rowconv: --image-size, --batch and --repeats must be positive");
   }
-  int64_t threads = static_cast<int64_t>(std::max(1u, std::thread::hardware_concurrency()));
-  if (parsed.count("threads") != 0) threads = parsed["threads"].as<int64_t>();
-  if (threads <= 0) throw ConfigError("bench-rowconv: --threads must be positive");
-  at::set_num_threads(static_cast<int>(threads));
+  const int64_t threads = apply_bench_threads(parsed, "bench-rowconv");
 
   MemoryMeter& meter = MemoryMeter::cpu();  // installs the tracking allocator before anything
   torch::manual_seed(0);

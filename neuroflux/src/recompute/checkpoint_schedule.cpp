@@ -194,7 +194,7 @@ class Simulator {
   explicit Simulator(const ChainCosts& costs) : costs_(costs) {}
 
   SchedulePrediction run(const std::vector<ScheduleNode>& nodes) {
-    forward(nodes, costs_.size(), /*top=*/true);
+    forward(nodes, /*top=*/true);
     backward(nodes, costs_.size(), /*top=*/true);
     return result_;
   }
@@ -206,7 +206,7 @@ class Simulator {
   }
   void touch(int64_t bytes) { result_.activation_peak = std::max(result_.activation_peak, bytes); }
 
-  void forward(const std::vector<ScheduleNode>& nodes, int64_t t, bool top) {
+  void forward(const std::vector<ScheduleNode>& nodes, bool top) {
     for (size_t i = 0; i < nodes.size(); ++i) {
       const ScheduleNode& node = nodes[i];
       const int64_t input_back = node.offload_input ? x(node.first) : 0;
@@ -227,7 +227,6 @@ class Simulator {
       const bool next_offloaded = top && i + 1 < nodes.size() && nodes[i + 1].offload_input;
       if (!next_offloaded) live_ += x(node.last);
     }
-    (void)t;
   }
 
   void backward(const std::vector<ScheduleNode>& nodes, int64_t t, bool top) {
@@ -246,7 +245,7 @@ class Simulator {
       // The kept output's bytes now stand for its gradient; the input comes back if offloaded.
       const int64_t input_back = node.offload_input ? x(node.first) : 0;
       live_ += reserve + input_back;
-      forward(node.inner, node.last, false);
+      forward(node.inner, false);
       backward(node.inner, node.last, false);
       live_ -= reserve + input_back + x(node.last);
     }
