@@ -37,8 +37,8 @@ TEST_CASE("defaults, values and round trip", "[config][unit]") {
     "model": {"name": "vgg16", "width": 0.25, "batch_norm": false},
     "data": {"name": "synthetic", "image_size": 16, "channels": 1},
     "memory": {"budget": "64MiB"},
-    "train": {"epochs": 2, "batch_size": "auto", "optimizer": "adam"},
-    "neuroflux": {"cache": {"where": "disk"}}
+    "train": {"epochs": 2, "batch_size": "auto", "optimizer": "adam", "lr_reference_batch": 64},
+    "neuroflux": {"cache": {"where": "disk"}, "exit_patience": 3, "shallow_epoch_fraction": 0.25}
   })"));
   CHECK(c.method == "neuroflux");
   CHECK(c.model.width == 0.25);
@@ -46,6 +46,9 @@ TEST_CASE("defaults, values and round trip", "[config][unit]") {
   CHECK(*c.memory.budget == 64LL << 20);
   CHECK(c.train.batch_size == 0);
   CHECK(c.neuroflux.cache_where == "disk");
+  CHECK(c.train.lr_reference_batch == 64);
+  CHECK(c.neuroflux.exit_patience == 3);
+  CHECK(c.neuroflux.shallow_epoch_fraction == 0.25);
   const Config again = Config::from_json(c.to_json());
   CHECK(again.to_json() == c.to_json());
 }
@@ -72,6 +75,11 @@ TEST_CASE("bad values are refused with the JSON path", "[config][unit]") {
             .rfind("/memory/strategy:", 0) == 0);
   CHECK(error_of({{"memory", {{"budget", "8MiB"}, {"strategy", "offload"}}}}).empty());
   CHECK(error_of({{"memory", {{"strategy", "checkpoint_sqrt"}}}}).empty());
+  CHECK(error_of({{"neuroflux", {{"shallow_epoch_fraction", 0}}}})
+            .rfind("/neuroflux/shallow_epoch_fraction:", 0) == 0);
+  CHECK(error_of({{"neuroflux", {{"exit_patience", 0}}}}).rfind("/neuroflux/exit_patience:", 0) == 0);
+  CHECK(error_of({{"train", {{"lr_reference_batch", -1}}}})
+            .rfind("/train/lr_reference_batch:", 0) == 0);
 }
 
 TEST_CASE("--set overrides reach nested keys and parse JSON values", "[config][unit]") {

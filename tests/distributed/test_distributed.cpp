@@ -123,10 +123,12 @@ TEST_CASE("pipeline on 2 ranks trains local learning's units as sequential local
 namespace {
 
 // NeuroFlux settings under which its sequential run trains every unit at one batch, as the
-// pipeline does: no budget (one block), no early stop or progressive exit, a float32 cache.
+// pipeline does: no budget and every unit at full epochs (one block), no early stop or
+// progressive exit, a float32 cache.
 const std::string kNeuroFluxSets =
     " --set data.train_size=1280 --set train.epochs=6 --set train.max_batch_size=32"
     " --set neuroflux.progressive_exit=false --set neuroflux.block_patience=100"
+    " --set neuroflux.shallow_epoch_fraction=1"
     " --set neuroflux.cache.dtype=float32";
 
 std::string cli_output(const std::string& args) {

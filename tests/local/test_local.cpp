@@ -109,6 +109,26 @@ TEST_CASE("the exit is the shallowest head within tolerance of the best", "[exit
   CHECK_THROWS(select_exit({std::nullopt}, 0.01));
 }
 
+TEST_CASE("progressive exit waits for patience blocks in a row without gain", "[exit][unit]") {
+  // The 0.2-of-peak vgg11 run this guards against: block 1 fell short of block 0's noisy best
+  // (0.8045 < 0.812) and, with patience 1, every deeper unit was skipped at 0.80.
+  ProgressiveExit once(0.005, 1);
+  CHECK_FALSE(once.after_block(-1.0, 0.812));  // the first block always gains
+  CHECK(once.after_block(0.812, 0.812));
+
+  ProgressiveExit twice(0.005, 2);
+  CHECK_FALSE(twice.after_block(-1.0, 0.812));
+  CHECK_FALSE(twice.after_block(0.812, 0.812));   // one block short: keep going
+  CHECK(twice.blocks_without_gain() == 1);
+  CHECK_FALSE(twice.after_block(0.812, 0.890));   // a gain resets the count
+  CHECK(twice.blocks_without_gain() == 0);
+  CHECK_FALSE(twice.after_block(0.890, 0.894));   // within tolerance: no gain
+  CHECK(twice.after_block(0.894, 0.894));         // the second in a row stops
+
+  ProgressiveExit resumed(0.005, 2, /*blocks_without_gain=*/1);  // as restored from a checkpoint
+  CHECK(resumed.after_block(0.9, 0.9));
+}
+
 TEST_CASE("heads follow the model's batch norm setting and keep it in their spec", "[local][unit]") {
   const auto with = make_aux_head({8, 6, 6}, {1, 4, false, true}, 3);
   const auto without = make_aux_head({8, 6, 6}, {1, 4, false, false}, 3);

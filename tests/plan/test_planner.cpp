@@ -115,6 +115,31 @@ TEST_CASE("the dynamic program finds the cheapest partition", "[plan][unit]") {
   }
 }
 
+TEST_CASE("shallow blocks train fewer epochs, and that makes splitting them off pay",
+          "[plan][unit]") {
+  const Profile profile = synthetic_profile(8);
+  PlannerInputs flat = inputs(std::nullopt);
+  const Plan one = Planner(profile, flat).plan();
+  // Without a budget and with every block at full epochs, a cut only adds a caching pass.
+  REQUIRE(one.blocks.size() == 1);
+  CHECK(one.blocks[0].epochs == 5);
+
+  PlannerInputs tapered = inputs(std::nullopt);
+  tapered.shallow_epoch_fraction = 0.5;
+  const Planner planner(profile, tapered);
+  CHECK(planner.block_epochs(0) == 3);   // round(5 * 0.5)
+  CHECK(planner.block_epochs(7) == 5);   // the deepest unit trains every epoch
+  for (int64_t i = 1; i < 8; ++i) CHECK(planner.block_epochs(i) >= planner.block_epochs(i - 1));
+  const Plan plan = planner.plan();
+  CHECK(plan.blocks.size() > 1);
+  for (const auto& b : plan.blocks) CHECK(b.epochs == planner.block_epochs(b.last_unit));
+  CHECK(plan.predicted_seconds < one.predicted_seconds);
+
+  tapered.shallow_epoch_fraction = 0.01;
+  tapered.epochs = 1;
+  CHECK(Planner(profile, tapered).block_epochs(0) == 1);  // never zero
+}
+
 TEST_CASE("an impossible budget names the smallest feasible one", "[plan][unit]") {
   const Profile profile = synthetic_profile(6);
   const Planner loose(profile, inputs(std::nullopt));
@@ -147,6 +172,14 @@ TEST_CASE("step time is interpolated in log batch and clamped outside", "[plan][
   CHECK(u.step_seconds_per_sample(1024) == 2.0);
   CHECK(scaled_lr(0.1, 256, 128) == Approx(0.2));
   CHECK(scaled_lr(0.1, 4096, 128) == Approx(0.4));
+  TrainConfig t;
+  t.lr = 0.1;
+  t.batch_size = 64;
+  CHECK(run_lr(t, 64) == Approx(0.1));     // the configured batch runs at the configured rate
+  t.batch_size = 0;                        // "auto": the rate is taken to be tuned for 128
+  CHECK(run_lr(t, 4) == Approx(0.1 * 4 / 128.0));
+  t.lr_reference_batch = 32;
+  CHECK(run_lr(t, 64) == Approx(0.2));
 }
 
 TEST_CASE("the planner runs a unit recomputed or row-centric only where that pays or fits",

@@ -90,6 +90,11 @@ TEST_CASE("batch_size auto takes the largest batch whose measured peak fits", "[
   CHECK(fitted.blocks[0].batch_size > 16);
   CHECK(fitted.blocks[0].batch_size < 64);
   CHECK(fitted.peak_memory_bytes <= *config.memory.budget);
+  // train.lr is tuned for the batch the config names; a batch "auto" picks scales it linearly
+  // from 128, as NeuroFlux's blocks do, so no method runs a tiny batch at a large batch's rate.
+  CHECK(at16.history.front().lr == Approx(config.train.lr));
+  CHECK(fitted.history.front().lr ==
+        Approx(config.train.lr * static_cast<double>(fitted.blocks[0].batch_size) / 128.0));
 }
 
 TEST_CASE("a budget that fits no batch names the smallest that would", "[train][integration]") {

@@ -59,6 +59,9 @@ struct TrainConfig {
   int64_t eval_batch_size = 0;         ///< 0 = same as the training batch (for local/backprop)
   std::string optimizer = "sgd";       ///< sgd|adam
   double lr = 0.05;
+  /// The batch `lr` is tuned for: a batch chosen for the run ("auto", or a NeuroFlux block's)
+  /// scales the rate linearly from it (scaled_lr). 0 = train.batch_size, or 128 when "auto".
+  int64_t lr_reference_batch = 0;
   double momentum = 0.9;
   double weight_decay = 5e-4;
   std::string schedule = "cosine";     ///< cosine|step|constant
@@ -75,6 +78,14 @@ struct NeuroFluxConfig {
   double block_min_delta = 0.002;
   double exit_tolerance = 0.005;
   bool progressive_exit = true;
+  /// Progressive exit waits for this many blocks in a row that did not raise the best head:
+  /// a shallow head's validation accuracy swings by several points between epochs, so one
+  /// block that fell short is weak evidence that depth has stopped helping.
+  int64_t exit_patience = 2;
+  /// FreezeOut's schedule (Brock et al. 2017) over depth: the first unit trains this share of
+  /// train.epochs, the last unit all of them, linearly in between; a block trains as many epochs
+  /// as its deepest unit. Shallow features settle early, and their blocks are the costliest.
+  double shallow_epoch_fraction = 0.5;
   /// "auto": the planner may run a unit recomputed or row-centric (local/unit_step.h) where that
   /// lets its block take a batch that trains faster, or fit at all; "plain": never.
   std::string unit_modes = "auto";

@@ -64,6 +64,7 @@ void read_train(JsonReader r, TrainConfig& t) {
   r.integer("eval_batch_size", t.eval_batch_size, 0);
   r.choice("optimizer", t.optimizer, {"sgd", "adam"});
   r.number("lr", t.lr, 0.0, 100.0, true);
+  r.integer("lr_reference_batch", t.lr_reference_batch, 0);
   r.number("momentum", t.momentum, 0.0, 0.999, false);
   r.number("weight_decay", t.weight_decay, 0.0, 1.0, false);
   r.choice("schedule", t.schedule, {"cosine", "step", "constant"});
@@ -81,6 +82,8 @@ void read_neuroflux(JsonReader r, NeuroFluxConfig& n) {
   r.number("block_min_delta", n.block_min_delta, 0.0, 1.0, false);
   r.number("exit_tolerance", n.exit_tolerance, 0.0, 1.0, false);
   r.boolean("progressive_exit", n.progressive_exit);
+  r.integer("exit_patience", n.exit_patience, 1);
+  r.number("shallow_epoch_fraction", n.shallow_epoch_fraction, 0.0, 1.0, true);
   r.choice("unit_modes", n.unit_modes, {"auto", "plain"});
   r.string("plan", n.plan_file);
   JsonReader cache = r.section("cache");
@@ -227,7 +230,8 @@ json Config::to_json() const {
        {{"epochs", train.epochs},
         {"batch_size", train.batch_size == 0 ? json("auto") : json(train.batch_size)},
         {"max_batch_size", train.max_batch_size}, {"eval_batch_size", train.eval_batch_size},
-        {"optimizer", train.optimizer}, {"lr", train.lr}, {"momentum", train.momentum},
+        {"optimizer", train.optimizer}, {"lr", train.lr},
+        {"lr_reference_batch", train.lr_reference_batch}, {"momentum", train.momentum},
         {"weight_decay", train.weight_decay}, {"schedule", train.schedule},
         {"step_size", train.step_size}, {"gamma", train.gamma}}},
       {"neuroflux",
@@ -238,6 +242,8 @@ json Config::to_json() const {
         {"block_min_delta", neuroflux.block_min_delta},
         {"exit_tolerance", neuroflux.exit_tolerance},
         {"progressive_exit", neuroflux.progressive_exit},
+        {"exit_patience", neuroflux.exit_patience},
+        {"shallow_epoch_fraction", neuroflux.shallow_epoch_fraction},
         {"unit_modes", neuroflux.unit_modes},
         {"plan", neuroflux.plan_file},
         {"cache",

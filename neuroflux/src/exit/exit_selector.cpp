@@ -29,4 +29,9 @@ ExitChoice select_exit(const std::vector<std::optional<double>>& head_val_accura
   return choice;
 }
 
+bool ProgressiveExit::after_block(double best_before, double best_after) {
+  without_gain_ = best_after - best_before > tolerance_ ? 0 : without_gain_ + 1;
+  return without_gain_ >= patience_;
+}
+
 }  // namespace neuroflux

@@ -18,11 +18,6 @@ constexpr int64_t kMinBatch = 2;
 constexpr double kHeadroom = 0.9;
 }  // namespace
 
-double scaled_lr(double base_lr, int64_t batch, int64_t reference_batch) {
-  const double ratio = static_cast<double>(batch) / static_cast<double>(std::max<int64_t>(1, reference_batch));
-  return base_lr * std::min(4.0, ratio);
-}
-
 PlannerInputs planner_inputs(const Config& config, int64_t train_samples, int64_t val_samples,
                              int64_t test_samples) {
   PlannerInputs in;
@@ -31,7 +26,8 @@ PlannerInputs planner_inputs(const Config& config, int64_t train_samples, int64_
   in.test_samples = test_samples;
   in.epochs = config.train.epochs;
   in.max_batch_size = std::min(config.train.max_batch_size, std::max<int64_t>(1, train_samples));
-  in.reference_batch_size = config.train.batch_size > 0 ? config.train.batch_size : 128;
+  in.reference_batch_size = lr_reference_batch(config.train);
+  in.shallow_epoch_fraction = config.neuroflux.shallow_epoch_fraction;
   in.base_lr = config.train.lr;
   in.augment = config.data.augment;
   in.half_cache = config.neuroflux.cache_dtype == "float16";
@@ -147,6 +143,13 @@ int64_t Planner::cache_batch(int64_t first, int64_t last) const {
   return std::clamp<int64_t>(static_cast<int64_t>(room / per_sample), 1, kMaxCacheBatch);
 }
 
+int64_t Planner::block_epochs(int64_t last) const {
+  const auto n = static_cast<int64_t>(profile_.units.size());
+  const double depth = n > 1 ? static_cast<double>(last) / static_cast<double>(n - 1) : 1.0;
+  const double share = inputs_.shallow_epoch_fraction + (1.0 - inputs_.shallow_epoch_fraction) * depth;
+  return std::max<int64_t>(1, std::llround(static_cast<double>(inputs_.epochs) * share));
+}
+
 double Planner::predicted_seconds(int64_t first, int64_t last, int64_t batch) const {
   return predicted_seconds(first, last, batch, {});
 }
@@ -161,7 +164,7 @@ double Planner::predicted_seconds(int64_t first, int64_t last, int64_t batch,
     step += mode ? mode->step_seconds_per_sample(batch) : u.step_seconds_per_sample(batch);
     forward += u.forward_seconds_per_sample;
   }
-  const auto epochs = static_cast<double>(inputs_.epochs);
+  const auto epochs = static_cast<double>(block_epochs(last));
   double seconds = epochs * (static_cast<double>(inputs_.train_samples) * step +
                              static_cast<double>(inputs_.val_samples) * forward);
   const bool last_block = last + 1 == static_cast<int64_t>(profile_.units.size());
@@ -230,7 +233,7 @@ Plan Planner::plan() const {
     b.first_unit = from[j];
     b.last_unit = j - 1;
     b.batch_size = batch_of[j];
-    b.epochs = inputs_.epochs;
+    b.epochs = block_epochs(b.last_unit);
     b.lr = scaled_lr(inputs_.base_lr, b.batch_size, inputs_.reference_batch_size);
     b.cache_batch_size = cache_batch(b.first_unit, b.last_unit);
     b.unit_modes = modes_of[j];

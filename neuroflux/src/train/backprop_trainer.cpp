@@ -12,6 +12,7 @@
 #include "neuroflux/train/block_input.h"
 #include "neuroflux/train/checkpoint.h"
 #include "neuroflux/train/evaluate.h"
+#include "neuroflux/train/lr_scaling.h"
 #include "neuroflux/train/memory_strategy.h"
 #include "neuroflux/train/module_snapshot.h"
 #include "neuroflux/train/optim.h"
@@ -120,7 +121,8 @@ Report BackpropTrainer::fit(UnitChain model, const data::DataSplits& data) {
     const int64_t eval_batch = config.train.eval_batch_size > 0 ? config.train.eval_batch_size
                                                                 : batch_size;
     for (int64_t epoch = state.epochs_done; epoch < config.train.epochs; ++epoch) {
-      const double lr = scheduled_lr(config.train, config.train.lr, epoch, config.train.epochs);
+      const double lr = scheduled_lr(config.train, run_lr(config.train, batch_size), epoch,
+                                      config.train.epochs);
       set_learning_rate(*optimizer, lr);
       model->train();
       const EpochStats stats = run_epoch(

@@ -13,6 +13,7 @@
 #include "neuroflux/train/block_trainer.h"
 #include "neuroflux/train/checkpoint.h"
 #include "neuroflux/train/evaluate.h"
+#include "neuroflux/train/lr_scaling.h"
 #include "neuroflux/train/module_snapshot.h"
 #include "neuroflux/train/optim.h"
 #include "neuroflux/util/atomic_file.h"
@@ -118,7 +119,8 @@ Report LocalTrainer::fit(UnitChain chain, const data::DataSplits& data) {
   {
     MemoryLimitGuard limit(meter, config.memory.budget);
     for (int64_t epoch = state.epochs_done; epoch < config.train.epochs; ++epoch) {
-      const double lr = scheduled_lr(config.train, config.train.lr, epoch, config.train.epochs);
+      const double lr = scheduled_lr(config.train, run_lr(config.train, batch_size), epoch,
+                                      config.train.epochs);
       for (auto& opt : optimizers) set_learning_rate(*opt, lr);
       model->train();
       const EpochStats stats = run_epoch(

@@ -61,6 +61,7 @@ void for_block_modules(LocalModel& model, int64_t first, int64_t last,
 struct RunState {
   int64_t blocks_done = 0;
   bool stopped_early = false;
+  int64_t blocks_without_gain = 0;  ///< consecutive blocks that did not raise the best head
   std::vector<BlockReport> blocks;
   std::vector<HistoryEntry> history;
   std::vector<std::optional<double>> head_accuracy;
@@ -71,6 +72,7 @@ struct RunState {
     json heads = json::array();
     for (const auto& h : head_accuracy) heads.push_back(h ? json(*h) : json(nullptr));
     return {{"blocks_done", blocks_done}, {"stopped_early", stopped_early},
+            {"blocks_without_gain", blocks_without_gain},
             {"blocks", blocks_to_json(blocks)}, {"history", history_to_json(history)},
             {"head_accuracy", heads}, {"train_seconds", train_seconds},
             {"eval_seconds", eval_seconds}, {"cache_seconds", cache_seconds}, {"peak", peak}};
@@ -81,6 +83,7 @@ RunState state_from_json(const json& j) {
   RunState s;
   s.blocks_done = j.at("blocks_done");
   s.stopped_early = j.at("stopped_early");
+  s.blocks_without_gain = j.value("blocks_without_gain", 0);
   s.blocks = blocks_from_json(j.at("blocks"));
   s.history = history_from_json(j.at("history"));
   for (const auto& h : j.at("head_accuracy"))
@@ -275,12 +278,16 @@ Report NeuroFluxTrainer::fit(UnitChain chain, const data::DataSplits& data,
       best_now = std::max(best_now, *state.head_accuracy[i]);
     }
     const bool more = k + 1 < blocks;
-    if (config.neuroflux.progressive_exit && more && k > 0 &&
-        best_now - best_before <= config.neuroflux.exit_tolerance) {
+    ProgressiveExit progressive(config.neuroflux.exit_tolerance, config.neuroflux.exit_patience,
+                                state.blocks_without_gain);
+    const bool no_more_gain = progressive.after_block(best_before, best_now);
+    state.blocks_without_gain = progressive.blocks_without_gain();
+    if (config.neuroflux.progressive_exit && more && no_more_gain) {
       state.stopped_early = true;
       log_line("progressive exit: block " + std::to_string(k) + " raised the best head by " +
-               std::to_string(best_now - best_before) + " (tolerance " +
-               std::to_string(config.neuroflux.exit_tolerance) + "); units " +
+               std::to_string(best_now - best_before) + ", the " +
+               std::to_string(state.blocks_without_gain) + " block(s) in a row within tolerance " +
+               std::to_string(config.neuroflux.exit_tolerance) + "; units " +
                std::to_string(pb.last_unit + 1) + "-" + std::to_string(n - 1) + " stay untrained");
     }
 

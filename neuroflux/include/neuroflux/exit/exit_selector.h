@@ -20,4 +20,24 @@ struct ExitChoice {
 ExitChoice select_exit(const std::vector<std::optional<double>>& head_val_accuracy,
                        double tolerance);
 
+/// Progressive exit: after each block, whether the blocks still to come are worth training.
+/// A block "gains" when it raises the best head accuracy so far by more than `tolerance`; the
+/// rest are skipped after `patience` blocks in a row that did not.
+class ProgressiveExit {
+ public:
+  ProgressiveExit(double tolerance, int64_t patience, int64_t blocks_without_gain = 0)
+      : tolerance_(tolerance), patience_(patience), without_gain_(blocks_without_gain) {}
+
+  /// Records a block that moved the best head accuracy from `best_before` (negative when no
+  /// head was trained before it) to `best_after`; true when the remaining blocks should stop.
+  bool after_block(double best_before, double best_after);
+  /// Consecutive blocks without gain so far (a checkpoint keeps it to resume the count).
+  int64_t blocks_without_gain() const { return without_gain_; }
+
+ private:
+  double tolerance_;
+  int64_t patience_;
+  int64_t without_gain_;
+};
+
 }  // namespace neuroflux

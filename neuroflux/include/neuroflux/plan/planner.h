@@ -9,9 +9,11 @@
 // input_factor counts the copies of the block's input batch (gathered batch, the prefetched
 // next batch, the float16 read), and transient_i is the profiled fit of unit i's step peak.
 //
-// Time of a block: epochs * N_train * sum_i step_seconds_i(B)   (training)
+// Time of a block: epochs(b) * N_train * sum_i step_seconds_i(B)   (training)
 //                + N_val * sum_i forward_i per epoch             (evaluation)
 //                + N_all * sum_i forward_i, unless it is last     (the caching pass)
+// where epochs(b) follows FreezeOut over depth (block_epochs): a block ending at a shallow unit
+// trains fewer epochs, so cutting a shallow block off saves time, not only memory.
 #pragma once
 
 #include <cstdint>
@@ -20,12 +22,14 @@
 #include "neuroflux/config.h"
 #include "neuroflux/plan/plan.h"
 #include "neuroflux/profile/profile.h"
+#include "neuroflux/train/lr_scaling.h"
 
 namespace neuroflux {
 
 struct PlannerInputs {
   int64_t train_samples = 0, val_samples = 0, test_samples = 0;
   int64_t epochs = 1;
+  double shallow_epoch_fraction = 1.0;    ///< the first unit's share of `epochs` (FreezeOut)
   int64_t max_batch_size = 256;
   int64_t reference_batch_size = 128;   ///< the batch train.lr is tuned for
   double base_lr = 0.05;
@@ -60,6 +64,9 @@ class Planner {
   double predicted_seconds(int64_t first, int64_t last, int64_t batch) const;
   double predicted_seconds(int64_t first, int64_t last, int64_t batch,
                            const std::vector<std::string>& modes) const;
+  /// Epochs of a block whose deepest unit is `last`: round(epochs * t), t rising linearly from
+  /// shallow_epoch_fraction at unit 0 to 1 at the last unit; at least 1.
+  int64_t block_epochs(int64_t last) const;
   /// The eval-mode caching pass's batch: forward only, no activations kept.
   int64_t cache_batch(int64_t first, int64_t last) const;
 
@@ -73,9 +80,5 @@ class Planner {
   Profile profile_;
   PlannerInputs inputs_;
 };
-
-/// Learning rate for a block trained at `batch`: linear scaling (Goyal et al. 2017) from the
-/// reference batch, capped at 4x so very large late-block batches stay stable.
-double scaled_lr(double base_lr, int64_t batch, int64_t reference_batch);
 
 }  // namespace neuroflux
