@@ -14,7 +14,8 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "build", "neuroflux", "neuroflux")
+# NEUROFLUX_BIN: another build (the tests run the grid on their own build folder).
+BIN = os.environ.get("NEUROFLUX_BIN") or os.path.join(ROOT, "build", "neuroflux", "neuroflux")
 
 
 def run(args, log):
@@ -44,6 +45,26 @@ class Progress:
         eta = elapsed / self.done * (self.total - self.done)
         print(f"[{self.done}/{self.total}] {what}  elapsed {elapsed/60:.1f} min, "
               f"ETA {eta/60:.1f} min", flush=True)
+
+
+def histories(cell_dir, bench, earlier):
+    """Each method's validation curve, copied out of its run folder into summary.json: the
+    folders (models, caches) are not kept under results/, and the plots must not need them."""
+    curves = dict(earlier)
+    for row in bench.get("rows", []):
+        report = os.path.join(cell_dir, row["method"].replace("+", "_"), "report.json")
+        if os.path.exists(report):
+            curves[row["method"]] = [{"seconds": h["seconds"], "val_accuracy": h["val_accuracy"]}
+                                     for h in load(report).get("history", [])]
+    return curves
+
+
+def earlier_histories(summary_path):
+    """Curves an earlier summary.json kept, by budget fraction: a resumed grid whose run
+    folders were deleted keeps them."""
+    if not os.path.exists(summary_path):
+        return {}
+    return {c["fraction"]: c.get("histories", {}) for c in load(summary_path).get("cells", [])}
 
 
 def backprop_peak(config_path, out, overrides):
@@ -134,6 +155,7 @@ def main():
     for name, out, plain, exp in cells:
         peak = backprop_peak(plain, out, overrides)
         progress.step(f"{name}: backprop peak at batch 128 = {peak} bytes")
+        earlier = earlier_histories(os.path.join(out, "summary.json"))
         summary = {"name": name, "backprop_peak_at_128": peak, "cells": []}
         for f in exp.get("budget_fractions", []):
             budget = int(f * peak)
@@ -145,8 +167,9 @@ def main():
                 if code != 0:
                     print(f"  bench under {budget} bytes exited {code}; see {d}.log", flush=True)
             if os.path.exists(os.path.join(d, "bench.json")):
-                summary["cells"].append({"fraction": f, "budget_bytes": budget,
-                                         "bench": load(os.path.join(d, "bench.json"))})
+                bench = load(os.path.join(d, "bench.json"))
+                summary["cells"].append({"fraction": f, "budget_bytes": budget, "bench": bench,
+                                         "histories": histories(d, bench, earlier.get(f, {}))})
             progress.step(f"{name}: budget {f} x peak = {budget} bytes")
         if args.bisect and summary["cells"]:
             loosest = max(summary["cells"], key=lambda c: c["fraction"])

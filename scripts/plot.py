@@ -33,6 +33,17 @@ def method_dir(cell_dir, method):
     return os.path.join(cell_dir, method.replace("+", "_"))
 
 
+def cell_curves(out, cell):
+    """Validation curve per method: summary.json's copy, else the run folder's report.json."""
+    curves = dict(cell.get("histories", {}))
+    d = os.path.join(out, f"budget-{cell['fraction']}")
+    for row in cell["bench"]["rows"]:
+        report = os.path.join(method_dir(d, row["method"]), "report.json")
+        if row["method"] not in curves and os.path.exists(report):
+            curves[row["method"]] = load(report)["history"]
+    return curves
+
+
 def plot_experiment(out):
     summary = load(os.path.join(out, "summary.json"))
     cells = sorted(summary["cells"], key=lambda c: c["fraction"])
@@ -42,30 +53,32 @@ def plot_experiment(out):
     mib = 1024.0 * 1024.0
 
     # Validation accuracy against training seconds, one panel per budget.
+    curves = [cell_curves(out, cell) for cell in cells]
+    if not any(curves):
+        # Without curves the figure would be empty axes; an older PNG, if any, stays.
+        print(f"{out}: no validation curves (summary.json has none and the run folders are "
+              "gone); accuracy_vs_time.png not drawn", file=sys.stderr)
     fig, axes = plt.subplots(1, len(cells), figsize=(5 * len(cells), 4), squeeze=False)
-    for ax, cell in zip(axes[0], cells):
-        d = os.path.join(out, f"budget-{cell['fraction']}")
-        for row in cell["bench"]["rows"]:
-            report = os.path.join(method_dir(d, row["method"]), "report.json")
-            if not os.path.exists(report):
-                continue
-            hist = load(report)["history"]
+    for ax, cell, cell_curve in zip(axes[0], cells, curves):
+        for method, hist in cell_curve.items():
             best, xs, ys = 0.0, [], []
             for h in hist:
                 best = max(best, h["val_accuracy"])
                 xs.append(h["seconds"])
                 ys.append(best)
-            ax.plot(xs, ys, marker="o", label=row["method"])
+            ax.plot(xs, ys, marker="o", label=method)
         ax.axhline(cell["bench"]["target_accuracy"], color="grey", linestyle="--", linewidth=1)
         ax.set_title(f"budget {cell['budget_bytes'] / mib:.1f} MiB ({cell['fraction']} x bp@128)")
         ax.set_xlabel("training seconds")
         ax.set_ylabel("best validation accuracy so far")
-        ax.legend()
+        if cell_curve:
+            ax.legend()
     fig.tight_layout()
-    path = os.path.join(out, "accuracy_vs_time.png")
-    fig.savefig(path, dpi=100)
+    if any(curves):
+        path = os.path.join(out, "accuracy_vs_time.png")
+        fig.savefig(path, dpi=100)
+        written.append(path)
     plt.close(fig)
-    written.append(path)
 
     methods = sorted({r["method"] for c in cells for r in c["bench"]["rows"]})
     budgets = [c["budget_bytes"] / mib for c in cells]
