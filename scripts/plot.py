@@ -53,6 +53,8 @@ def plot_experiment(out):
     mib = 1024.0 * 1024.0
 
     # Validation accuracy against training seconds, one panel per budget.
+    methods = sorted({r["method"] for c in cells for r in c["bench"]["rows"]})
+    color = {m: f"C{i}" for i, m in enumerate(methods)}  # one colour per method in every panel
     curves = [cell_curves(out, cell) for cell in cells]
     if not any(curves):
         # Without curves the figure would be empty axes; an older PNG, if any, stays.
@@ -66,7 +68,7 @@ def plot_experiment(out):
                 best = max(best, h["val_accuracy"])
                 xs.append(h["seconds"])
                 ys.append(best)
-            ax.plot(xs, ys, marker="o", label=method)
+            ax.plot(xs, ys, marker="o", label=method, color=color.get(method))
         ax.axhline(cell["bench"]["target_accuracy"], color="grey", linestyle="--", linewidth=1)
         ax.set_title(f"budget {cell['budget_bytes'] / mib:.1f} MiB ({cell['fraction']} x bp@128)")
         ax.set_xlabel("training seconds")
@@ -80,7 +82,6 @@ def plot_experiment(out):
         written.append(path)
     plt.close(fig)
 
-    methods = sorted({r["method"] for c in cells for r in c["bench"]["rows"]})
     budgets = [c["budget_bytes"] / mib for c in cells]
 
     def series(key):
@@ -101,7 +102,8 @@ def plot_experiment(out):
         for m, ys in series(key).items():
             pts = [(b, (y / mib if diagonal else y)) for b, y in zip(budgets, ys) if y is not None]
             if pts:
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=m)
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=m,
+                        color=color[m])
         if diagonal:
             ax.plot(budgets, budgets, color="grey", linestyle="--", linewidth=1, label="budget")
         ax.set_xscale("log")
