@@ -44,22 +44,9 @@ def cell_curves(out, cell):
     return curves
 
 
-def plot_experiment(out):
-    summary = load(os.path.join(out, "summary.json"))
-    cells = sorted(summary["cells"], key=lambda c: c["fraction"])
-    if not cells:
-        return []
-    written = []
+def plot_curves(out, cells, curves, color):
+    """Best validation accuracy so far against training seconds, one panel per budget."""
     mib = 1024.0 * 1024.0
-
-    # Validation accuracy against training seconds, one panel per budget.
-    methods = sorted({r["method"] for c in cells for r in c["bench"]["rows"]})
-    color = {m: f"C{i}" for i, m in enumerate(methods)}  # one colour per method in every panel
-    curves = [cell_curves(out, cell) for cell in cells]
-    if not any(curves):
-        # Without curves the figure would be empty axes; an older PNG, if any, stays.
-        print(f"{out}: no validation curves (summary.json has none and the run folders are "
-              "gone); accuracy_vs_time.png not drawn", file=sys.stderr)
     fig, axes = plt.subplots(1, len(cells), figsize=(5 * len(cells), 4), squeeze=False)
     for ax, cell, cell_curve in zip(axes[0], cells, curves):
         for method, hist in cell_curve.items():
@@ -76,11 +63,29 @@ def plot_experiment(out):
         if cell_curve:
             ax.legend()
     fig.tight_layout()
-    if any(curves):
-        path = os.path.join(out, "accuracy_vs_time.png")
-        fig.savefig(path, dpi=100)
-        written.append(path)
+    path = os.path.join(out, "accuracy_vs_time.png")
+    fig.savefig(path, dpi=100)
     plt.close(fig)
+    return path
+
+
+def plot_experiment(out):
+    summary = load(os.path.join(out, "summary.json"))
+    cells = sorted(summary["cells"], key=lambda c: c["fraction"])
+    if not cells:
+        return []
+    written = []
+    mib = 1024.0 * 1024.0
+
+    methods = sorted({r["method"] for c in cells for r in c["bench"]["rows"]})
+    color = {m: f"C{i}" for i, m in enumerate(methods)}  # one colour per method in every panel
+    curves = [cell_curves(out, cell) for cell in cells]
+    if any(curves):
+        written.append(plot_curves(out, cells, curves, color))
+    else:
+        # Empty axes would only overwrite an older PNG that had the curves.
+        print(f"{out}: no validation curves (summary.json has none and the run folders are "
+              "gone); accuracy_vs_time.png not drawn", file=sys.stderr)
 
     budgets = [c["budget_bytes"] / mib for c in cells]
 
