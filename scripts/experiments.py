@@ -48,14 +48,18 @@ class Progress:
 
 
 def histories(cell_dir, bench, earlier):
-    """Each method's validation curve, copied out of its run folder into summary.json: the
-    folders (models, caches) are not kept under results/, and the plots must not need them."""
-    curves = dict(earlier)
+    """Each bench row's validation curve, copied out of its run folder into summary.json (or
+    kept from `earlier` once the folder is gone): the folders (models, caches) are not kept under
+    results/, and the plots read only summary.json."""
+    curves = {}
     for row in bench.get("rows", []):
-        report = os.path.join(cell_dir, row["method"].replace("+", "_"), "report.json")
+        method = row["method"]
+        report = os.path.join(cell_dir, method.replace("+", "_"), "report.json")
         if os.path.exists(report):
-            curves[row["method"]] = [{"seconds": h["seconds"], "val_accuracy": h["val_accuracy"]}
-                                     for h in load(report).get("history", [])]
+            curves[method] = [{"seconds": h["seconds"], "val_accuracy": h["val_accuracy"]}
+                              for h in load(report).get("history", [])]
+        elif method in earlier:
+            curves[method] = earlier[method]
     return curves
 
 

@@ -29,21 +29,6 @@ def load(path):
         return json.load(f)
 
 
-def method_dir(cell_dir, method):
-    return os.path.join(cell_dir, method.replace("+", "_"))
-
-
-def cell_curves(out, cell):
-    """Validation curve per method: summary.json's copy, else the run folder's report.json."""
-    curves = dict(cell.get("histories", {}))
-    d = os.path.join(out, f"budget-{cell['fraction']}")
-    for row in cell["bench"]["rows"]:
-        report = os.path.join(method_dir(d, row["method"]), "report.json")
-        if row["method"] not in curves and os.path.exists(report):
-            curves[row["method"]] = load(report)["history"]
-    return curves
-
-
 def plot_curves(out, cells, curves, color):
     """Best validation accuracy so far against training seconds, one panel per budget."""
     mib = 1024.0 * 1024.0
@@ -79,13 +64,15 @@ def plot_experiment(out):
 
     methods = sorted({r["method"] for c in cells for r in c["bench"]["rows"]})
     color = {m: f"C{i}" for i, m in enumerate(methods)}  # one colour per method in every panel
-    curves = [cell_curves(out, cell) for cell in cells]
+    # Curves come from summary.json only; scripts/experiments.py copies them out of the run
+    # folders (re-running it on a finished grid fills them in for an older summary).
+    curves = [cell.get("histories", {}) for cell in cells]
     if any(curves):
         written.append(plot_curves(out, cells, curves, color))
     else:
         # Empty axes would only overwrite an older PNG that had the curves.
-        print(f"{out}: no validation curves (summary.json has none and the run folders are "
-              "gone); accuracy_vs_time.png not drawn", file=sys.stderr)
+        print(f"{out}: summary.json has no validation curves (re-run scripts/experiments.sh "
+              "while the run folders exist); accuracy_vs_time.png not drawn", file=sys.stderr)
 
     budgets = [c["budget_bytes"] / mib for c in cells]
 
