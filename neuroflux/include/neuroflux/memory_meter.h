@@ -2,7 +2,9 @@
 //
 // CPU: a tracking allocator installed with c10::SetCPUAllocator counts live bytes and the peak of
 // every ATen CPU allocation, and with a limit set refuses an allocation past it with
-// c10::OutOfMemoryError, so a CPU run emulates a device of exactly B bytes.
+// c10::OutOfMemoryError, so a CPU run emulates a device of exactly B bytes. Like the CUDA caching
+// allocator it keeps freed blocks for reuse (reserved(), not current()): a training step then
+// reuses last step's memory instead of returning it to the kernel and faulting it in again.
 // CUDA: the caching allocator's statistics and its per-process memory fraction.
 //
 // What it cannot see: memory a library allocates behind ATen's back (OpenBLAS / oneDNN scratch
@@ -31,6 +33,11 @@ class MemoryMeter {
   /// Refuse allocations that would take live bytes past `bytes`; nullopt removes the limit.
   virtual void set_limit(std::optional<int64_t> bytes) = 0;
   virtual std::optional<int64_t> limit() const = 0;
+  /// Bytes held by the allocator: live bytes plus freed blocks kept for reuse. Cached blocks count
+  /// against no limit until they are handed out again.
+  virtual int64_t reserved() const = 0;
+  /// Gives the cached free blocks back to the system; live bytes are untouched.
+  virtual void release_cached() = 0;
   virtual std::string device_name() const = 0;
 };
 

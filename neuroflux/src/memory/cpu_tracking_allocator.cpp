@@ -1,7 +1,6 @@
 #include "memory/cpu_tracking_allocator.h"
 
 #include <c10/core/CPUAllocator.h>
-#include <c10/core/impl/alloc_cpu.h>
 #include <c10/util/Exception.h>
 
 #include "neuroflux/size_format.h"
@@ -10,10 +9,12 @@ namespace neuroflux::detail {
 namespace {
 
 // Every block carries a header in front of the data so release() knows how many bytes to give
-// back and whether they were counted. 64 bytes keeps the data at alloc_cpu's 64-byte alignment.
+// back, whether they were counted and which size class to cache the block under. 64 bytes keeps
+// the data at alloc_cpu's 64-byte alignment.
 constexpr size_t kHeaderBytes = 64;
 struct Header {
   int64_t bytes;
+  size_t capacity;
   bool tracked;
 };
 static_assert(sizeof(Header) <= kHeaderBytes, "header must fit its slot");
@@ -23,6 +24,8 @@ CpuTrackingAllocator* g_allocator = nullptr;
 }  // namespace
 
 thread_local bool CpuTrackingAllocator::untracked_ = false;
+
+CpuTrackingAllocator::CpuTrackingAllocator() : cache_(default_cpu_cache_limit()) {}
 
 CpuTrackingAllocator& CpuTrackingAllocator::install() {
   // Function-local static: installed once, thread-safe, never destroyed before ATen's last free.
@@ -53,9 +56,17 @@ c10::DataPtr CpuTrackingAllocator::allocate(size_t nbytes) const {
     while (now > seen && !peak_.compare_exchange_weak(seen, now, std::memory_order_relaxed)) {
     }
   }
-  void* base = c10::alloc_cpu(nbytes + kHeaderBytes);
+  const size_t capacity = BlockCache::size_class(nbytes + kHeaderBytes);
+  void* base = nullptr;
+  try {
+    base = cache_.allocate(capacity);
+  } catch (...) {
+    if (tracked) current_.fetch_sub(bytes, std::memory_order_relaxed);
+    throw;
+  }
   auto* header = static_cast<Header*>(base);
   header->bytes = bytes;
+  header->capacity = capacity;
   header->tracked = tracked;
   void* data = static_cast<char*>(base) + kHeaderBytes;
   return {data, data, &release, c10::Device(c10::DeviceType::CPU)};
@@ -66,7 +77,7 @@ void CpuTrackingAllocator::release(void* data) {
   void* base = static_cast<char*>(data) - kHeaderBytes;
   const auto* header = static_cast<const Header*>(base);
   if (header->tracked) g_allocator->current_.fetch_sub(header->bytes, std::memory_order_relaxed);
-  c10::free_cpu(base);
+  g_allocator->cache_.deallocate(base, header->capacity);
 }
 
 }  // namespace neuroflux::detail

@@ -1,4 +1,6 @@
-// The CPU half of MemoryMeter: an at::Allocator that counts what ATen allocates on the CPU.
+// The CPU half of MemoryMeter: an at::Allocator that counts what ATen allocates on the CPU, and
+// keeps freed blocks for reuse so that a training step does not hand its activations back to the
+// operating system only to fault them in again in the next step.
 #pragma once
 
 #include <c10/core/Allocator.h>
@@ -6,6 +8,8 @@
 #include <atomic>
 #include <cstdint>
 #include <optional>
+
+#include "memory/block_cache.h"
 
 namespace neuroflux::detail {
 
@@ -17,6 +21,8 @@ class CpuTrackingAllocator final : public c10::Allocator {
   c10::DataPtr allocate(size_t nbytes) const override;
   c10::DeleterFnPtr raw_deleter() const override { return &release; }
 
+  // The budget counts the bytes ATen asked for while they are handed out; a block waiting in the
+  // cache counts for nothing, so caching never changes live, peak or what the limit refuses.
   int64_t current() const { return current_.load(std::memory_order_relaxed); }
   int64_t peak() const { return peak_.load(std::memory_order_relaxed); }
   void reset_peak() { peak_.store(current(), std::memory_order_relaxed); }
@@ -26,15 +32,18 @@ class CpuTrackingAllocator final : public c10::Allocator {
     return l < 0 ? std::nullopt : std::optional<int64_t>(l);
   }
 
+  BlockCache& cache() const { return cache_; }
+
   static thread_local bool untracked_;
 
  private:
-  CpuTrackingAllocator() = default;
+  CpuTrackingAllocator();
   static void release(void* data);
 
   mutable std::atomic<int64_t> current_{0};
   mutable std::atomic<int64_t> peak_{0};
   std::atomic<int64_t> limit_{-1};
+  mutable BlockCache cache_;
 };
 
 }  // namespace neuroflux::detail

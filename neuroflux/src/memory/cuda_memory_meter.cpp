@@ -41,6 +41,10 @@ class CudaMemoryMeter final : public MemoryMeter {
     limit_ = bytes;
   }
   std::optional<int64_t> limit() const override { return limit_; }
+  int64_t reserved() const override {
+    return alloc::getDeviceStats(index_).reserved_bytes[kAggregate].current;
+  }
+  void release_cached() override { alloc::emptyCache(); }
   std::string device_name() const override { return "cuda:" + std::to_string(index_); }
 
  private:

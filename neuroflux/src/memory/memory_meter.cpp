@@ -18,6 +18,10 @@ class CpuMemoryMeter final : public MemoryMeter {
   void reset_peak() override { allocator_.reset_peak(); }
   void set_limit(std::optional<int64_t> bytes) override { allocator_.set_limit(bytes); }
   std::optional<int64_t> limit() const override { return allocator_.limit(); }
+  int64_t reserved() const override {
+    return allocator_.current() + allocator_.cache().stats().cached_bytes;
+  }
+  void release_cached() override { allocator_.cache().release_all(); }
   std::string device_name() const override { return "cpu"; }
 
  private:
