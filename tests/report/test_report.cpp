@@ -34,6 +34,7 @@ TEST_CASE("report.json round-trips and follows the contract", "[report][unit]") 
   h.train_loss = 0.61;
   h.val_accuracy = 0.83;
   h.seconds = 30.2;
+  h.epoch_cpu = {55.5, 0.75, 3456};
   r.history.push_back(h);
   r.extra["world_size"] = 1;
 
@@ -45,6 +46,8 @@ TEST_CASE("report.json round-trips and follows the contract", "[report][unit]") 
   CHECK(j["blocks"][0]["units"] == nlohmann::json::array({0, 2}));
   CHECK(j["final"]["exit_unit"] == 5);
   CHECK(j["blocks"][0]["cache_seconds"] == 3.5);
+  CHECK(j["history"][0]["epoch_system_seconds"] == 0.75);
+  CHECK(j["history"][0]["epoch_minor_faults"] == 3456);
 
   const neuroflux::Report back = neuroflux::Report::from_json(j);
   CHECK(back.to_json() == j);

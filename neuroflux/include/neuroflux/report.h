@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "neuroflux/util/cpu_usage.h"
+
 namespace neuroflux {
 
 struct HistoryEntry {
@@ -20,6 +22,7 @@ struct HistoryEntry {
   double seconds = 0;            ///< cumulative training seconds of the run (evaluation excluded)
   double epoch_seconds = 0;      ///< training seconds of this epoch
   double eval_seconds = 0;       ///< seconds this evaluation took
+  CpuUsage epoch_cpu;            ///< user / kernel seconds and page faults of the epoch's training
   double lr = 0;
   int64_t batch_size = 0;
   std::vector<double> head_val_accuracy;  ///< local / neuroflux: per unit of the block

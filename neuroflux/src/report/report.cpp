@@ -22,7 +22,10 @@ json entry_json(const HistoryEntry& h) {
             {"train_loss", h.train_loss}, {"train_accuracy", h.train_accuracy},
             {"val_accuracy", h.val_accuracy}, {"seconds", h.seconds},
             {"epoch_seconds", h.epoch_seconds}, {"eval_seconds", h.eval_seconds},
-            {"lr", h.lr},                 {"batch_size", h.batch_size}};
+            {"lr", h.lr},                 {"batch_size", h.batch_size},
+            {"epoch_user_seconds", h.epoch_cpu.user_seconds},
+            {"epoch_system_seconds", h.epoch_cpu.system_seconds},
+            {"epoch_minor_faults", h.epoch_cpu.minor_faults}};
   if (!h.head_val_accuracy.empty()) j["head_val_accuracy"] = h.head_val_accuracy;
   return j;
 }
@@ -39,6 +42,9 @@ HistoryEntry entry_from(const json& j) {
   h.eval_seconds = j.value("eval_seconds", 0.0);
   h.lr = j.value("lr", 0.0);
   h.batch_size = j.value("batch_size", int64_t{0});
+  h.epoch_cpu.user_seconds = j.value("epoch_user_seconds", 0.0);
+  h.epoch_cpu.system_seconds = j.value("epoch_system_seconds", 0.0);
+  h.epoch_cpu.minor_faults = j.value("epoch_minor_faults", int64_t{0});
   if (j.contains("head_val_accuracy"))
     h.head_val_accuracy = j["head_val_accuracy"].get<std::vector<double>>();
   return h;

@@ -156,6 +156,7 @@ Report BackpropTrainer::fit(UnitChain model, const data::DataSplits& data) {
       entry.val_accuracy = val.accuracy;
       entry.seconds = state.train_seconds;
       entry.epoch_seconds = stats.seconds;
+      entry.epoch_cpu = stats.cpu;
       entry.eval_seconds = eval_seconds;
       entry.lr = lr;
       entry.batch_size = batch_size;

@@ -113,6 +113,7 @@ BlockOutcome train_block(LocalModel& model, BlockInput& input, const BlockTraini
     entry.val_accuracy = block_best;
     entry.seconds = o.seconds_before + outcome.train_seconds;
     entry.epoch_seconds = epoch_seconds;
+    entry.epoch_cpu = stats.cpu;
     entry.eval_seconds = eval_seconds;
     entry.lr = lr;
     entry.batch_size = o.batch_size;

@@ -144,6 +144,7 @@ Report LocalTrainer::fit(UnitChain chain, const data::DataSplits& data) {
       entry.val_accuracy = heads.back();
       entry.seconds = state.train_seconds;
       entry.epoch_seconds = stats.seconds;
+      entry.epoch_cpu = stats.cpu;
       entry.eval_seconds = eval_seconds;
       entry.lr = lr;
       entry.batch_size = batch_size;

@@ -16,6 +16,7 @@ EpochStats run_epoch(BlockInput& input, int64_t batch_size, int64_t epoch,
                      const std::function<StepResult(const at::Tensor&, const at::Tensor&)>& step) {
   Progress progress(label, input.size(Split::kTrain), "img/s");
   Stopwatch watch;
+  const CpuUsage cpu_before = CpuUsage::of_process();
   at::Tensor loss_sum = torch::zeros({}, torch::kDouble);
   at::Tensor correct = torch::zeros({}, torch::kLong);
   int64_t seen = 0, batches = 0;
@@ -31,6 +32,7 @@ EpochStats run_epoch(BlockInput& input, int64_t batch_size, int64_t epoch,
   });
   EpochStats stats;
   stats.seconds = watch.seconds();
+  stats.cpu = CpuUsage::of_process() - cpu_before;
   stats.samples = seen;
   stats.loss = seen > 0 ? loss_sum.item<double>() / seen : 0.0;
   stats.accuracy = seen > 0 ? static_cast<double>(correct.item<int64_t>()) / seen : 0.0;

@@ -14,6 +14,7 @@
 #include "neuroflux/models/unit_chain.h"
 #include "neuroflux/report.h"
 #include "neuroflux/train/block_input.h"
+#include "neuroflux/util/cpu_usage.h"
 
 namespace neuroflux {
 
@@ -25,6 +26,7 @@ struct StepResult {
 struct EpochStats {
   double loss = 0, accuracy = 0, seconds = 0;
   int64_t samples = 0;
+  CpuUsage cpu;
 };
 
 /// One training epoch of `input` (shuffled by (seed, epoch), augmented for the data set when the
