@@ -2,6 +2,9 @@
 
 #include <torch/torch.h>
 
+#include <unistd.h>
+
+#include <cstdio>
 #include <filesystem>
 
 #include "neuroflux/distributed/data_parallel.h"
@@ -18,6 +21,7 @@
 #include "neuroflux/train/evaluate.h"
 #include "neuroflux/util/atomic_file.h"
 #include "neuroflux/util/progress.h"
+#include "cache/owned_directory.h"
 #include "train/training_loop.h"
 
 namespace neuroflux {
@@ -47,6 +51,22 @@ uint64_t cache_key(const Config& config, const Plan& plan, LocalModel& model, in
       hash = fnv1a(c.data_ptr(), c.numel() * c.element_size(), hash);
     }
   return hash;
+}
+
+/// Where a run keeps its disk caches: OUT/cache, or a directory of its own inside the
+/// neuroflux.cache.dir a user named (named after OUT, so a resumed run finds its caches again;
+/// one per rank), or one in the system's temporary directory for a run without OUT.
+std::string run_cache_directory(const std::string& user_dir, const std::string& out,
+                                const Communicator* comm) {
+  if (user_dir.empty() && !out.empty()) return out + "/cache";  // OUT is already per rank
+  const std::string rank = comm ? "-rank-" + std::to_string(comm->rank()) : "";
+  const std::string owner = out.empty() ? "pid-" + std::to_string(::getpid())
+                                        : fs::absolute(out).lexically_normal().string();
+  char tag[17];
+  std::snprintf(tag, sizeof tag, "%016llx",
+                static_cast<unsigned long long>(fnv1a(owner.data(), owner.size())));
+  const fs::path parent = user_dir.empty() ? fs::temp_directory_path() : fs::path(user_dir);
+  return (parent / ("neuroflux-" + std::string(tag) + rank)).string();
 }
 
 void for_block_modules(LocalModel& model, int64_t first, int64_t last,
@@ -183,13 +203,11 @@ Report NeuroFluxTrainer::fit(UnitChain chain, const data::DataSplits& data,
   move_to_host(*model, device);
   Report report = make_report_skeleton(config, *chain, data, device);
 
-  std::string cache_dir = config.neuroflux.cache_dir.empty() ? out + "/cache"
-                                                             : config.neuroflux.cache_dir;
-  if (comm && !config.neuroflux.cache_dir.empty())
-    cache_dir += "/rank-" + std::to_string(comm->rank());
+  const std::string cache_dir = run_cache_directory(config.neuroflux.cache_dir, out, comm);
   CacheOptions cache_options;
   cache_options.where = config.neuroflux.cache_where;
   cache_options.dtype = config.neuroflux.cache_dtype == "float16" ? at::kHalf : at::kFloat;
+  if (cache_options.where == "disk") create_owned_directory(cache_dir);
   auto cache_path = [&](int64_t block, Split split) {
     return cache_dir + "/block" + std::to_string(block) + "-" + split_name(split) + ".nfcache";
   };
@@ -381,12 +399,8 @@ Report NeuroFluxTrainer::fit(UnitChain chain, const data::DataSplits& data,
     save_full_chain(chain, config, out + "/full_model.pt");
     report.write(out);
   }
-  if (!out.empty()) {
-    if (cache_options.where == "disk") {
-      std::error_code ignored;
-      fs::remove_all(cache_dir, ignored);  // the run is complete: caches have served
-    }
-  }
+  // The run is complete: its caches have served. Only the directory it made goes.
+  if (cache_options.where == "disk") remove_owned_directory(cache_dir);
   return report;
 }
 
