@@ -29,7 +29,7 @@ TEST_CASE("the limit refuses an allocation past it with an out-of-memory error",
   MemoryMeter& meter = MemoryMeter::cpu();
   const int64_t base = meter.current();
   {
-    neuroflux::MemoryLimitGuard limit(meter, base + 1 << 20);
+    neuroflux::MemoryLimitGuard limit(meter, base + (1 << 20));
     at::Tensor small = torch::empty({1024}, torch::kFloat);
     bool refused = false;
     try {
