@@ -2,11 +2,12 @@
 #include <torch/torch.h>
 
 #include "neuroflux/exit/exit_selector.h"
+#include "neuroflux/exit/exported_model.h"
 #include "neuroflux/local/aux_head.h"
 #include "neuroflux/local/local_model.h"
 #include "neuroflux/local/unit_step.h"
 #include "neuroflux/models/model_zoo.h"
-#include "neuroflux/train/optim.h"
+#include "neuroflux/optim/optim.h"
 
 using namespace neuroflux;
 
@@ -87,14 +88,15 @@ TEST_CASE("local model exports units 0..k with head k", "[local][exit][unit]") {
   model->eval();
   const at::Tensor x = torch::randn({2, 1, 16, 16});
   for (int64_t k = 0; k < model->size(); ++k) {
-    auto exported = model->export_exit(k);
+    auto exported = exit_network(model, k);
     const at::Tensor expect = model->head(k)->forward(chain->forward_units(x, 0, k + 1));
     CHECK(torch::allclose(exported->forward(x), expect));
     int64_t params = 0;
     for (const auto& p : exported->parameters()) params += p.numel();
-    CHECK(model->exit_parameter_count(k) == params);
+    CHECK(parameter_count(exit_network(model, k)) == params);
   }
-  CHECK(model->exit_parameter_count(0) < model->exit_parameter_count(model->size() - 1));
+  CHECK(parameter_count(exit_network(model, 0)) <
+        parameter_count(exit_network(model, model->size() - 1)));
 }
 
 TEST_CASE("the exit is the shallowest head within tolerance of the best", "[exit][unit]") {

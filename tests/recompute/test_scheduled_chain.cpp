@@ -5,9 +5,9 @@
 
 #include "neuroflux/memory_meter.h"
 #include "neuroflux/models/model_zoo.h"
+#include "neuroflux/models/module_snapshot.h"
 #include "neuroflux/models/sequential_stage.h"
 #include "neuroflux/recompute/scheduled_chain.h"
-#include "neuroflux/train/module_snapshot.h"
 
 using namespace neuroflux;
 

@@ -87,7 +87,7 @@ std::shared_ptr<ActivationCache> ActivationCache::create(const CacheOptions& opt
     // Written under the name write_atomic_with uses, renamed into place by finish(): a run killed
     // before then leaves only the temporary, never a half-written file at `path`.
     storage->path = options.path;
-    storage->temp_path = options.path + ".tmp-" + std::to_string(::getpid());
+    storage->temp_path = temporary_path(options.path);
     storage->mapping = detail::create_mapped_file(storage->temp_path,
                                                   static_cast<uint64_t>(cache->bytes()));
     storage->data = storage->mapping->tensor(detail::kCacheHeaderBytes, sizes, options.dtype);

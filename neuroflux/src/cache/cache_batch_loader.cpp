@@ -10,6 +10,7 @@
 
 #include "neuroflux/cache/activation_cache.h"
 #include "neuroflux/memory_meter.h"
+#include "neuroflux/util/epoch_seed.h"
 
 namespace neuroflux {
 
@@ -85,9 +86,8 @@ CacheBatchLoader::CacheBatchLoader(std::shared_ptr<const ActivationCache> cache,
     UntrackedScope untracked;
     s.labels = labels.to(at::kCPU);
     if (shuffle) {
-      // One stream per (seed, epoch): epoch e of a resumed run reads in the order it did first.
       at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(
-          seed * 1000003ULL + static_cast<uint64_t>(epoch) + 29ULL);
+          epoch_seed(seed, epoch, EpochStream::kShuffle));
       s.order = at::randperm(count, generator, at::TensorOptions().dtype(at::kLong));
     } else {
       s.order = at::arange(count, at::TensorOptions().dtype(at::kLong));

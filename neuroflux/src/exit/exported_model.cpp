@@ -42,6 +42,10 @@ torch::nn::Sequential exit_network(UnitChain& chain, int64_t exit_unit, torch::n
   return network;
 }
 
+torch::nn::Sequential exit_network(LocalModel& model, int64_t unit) {
+  return exit_network(model->chain(), unit, model->head(unit));
+}
+
 int64_t parameter_count(const torch::nn::Sequential& network) {
   int64_t n = 0;
   for (const auto& p : network->parameters()) n += p.numel();

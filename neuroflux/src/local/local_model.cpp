@@ -2,7 +2,6 @@
 
 #include <torch/torch.h>
 
-#include "neuroflux/exit/exported_model.h"
 
 namespace neuroflux {
 
@@ -28,16 +27,6 @@ std::vector<at::Tensor> LocalModelImpl::unit_and_head_parameters(int64_t unit) {
   std::vector<at::Tensor> params = chain_->unit(unit)->parameters();
   for (const auto& p : head(unit)->parameters()) params.push_back(p);
   return params;
-}
-
-torch::nn::Sequential LocalModelImpl::export_exit(int64_t unit) {
-  return exit_network(chain_, unit, head(unit));
-}
-
-int64_t LocalModelImpl::exit_parameter_count(int64_t unit) {
-  int64_t count = 0;
-  for (const auto& p : export_exit(unit)->parameters()) count += p.numel();
-  return count;
 }
 
 std::vector<AuxHeadSpec> fixed_head_specs(int64_t units, int64_t width, bool batch_norm) {

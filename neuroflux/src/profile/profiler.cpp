@@ -7,8 +7,8 @@
 
 #include "neuroflux/local/unit_step.h"
 #include "neuroflux/memory_meter.h"
-#include "neuroflux/train/module_snapshot.h"
-#include "neuroflux/train/optim.h"
+#include "neuroflux/models/module_snapshot.h"
+#include "neuroflux/optim/optim.h"
 #include "neuroflux/util/progress.h"
 
 namespace neuroflux {

@@ -3,34 +3,10 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
+#include "neuroflux/util/epoch_seed.h"
 #include "train/training_loop.h"
 
 namespace neuroflux {
-
-const char* split_name(Split split) {
-  switch (split) {
-    case Split::kTrain: return "train";
-    case Split::kVal: return "val";
-    case Split::kTest: return "test";
-  }
-  return "?";
-}
-
-const data::ImageSet& split_of(const data::DataSplits& data, Split split) {
-  switch (split) {
-    case Split::kTrain: return data.train;
-    case Split::kVal: return data.val;
-    default: return data.test;
-  }
-}
-
-at::Tensor epoch_order(int64_t n, uint64_t seed, int64_t epoch) {
-  // Must stay the formula CacheBatchLoader uses (see src/cache), so cached and recomputed inputs
-  // arrive in one order.
-  at::Generator generator =
-      at::make_generator<at::CPUGeneratorImpl>(seed * 1000003ULL + static_cast<uint64_t>(epoch) + 29);
-  return torch::randperm(n, generator, torch::kLong);
-}
 
 namespace {
 
@@ -52,8 +28,8 @@ class DataInput final : public BlockInput {
   void train_epoch(int64_t batch_size, int64_t epoch, const BatchFn& fn) override {
     const auto seed = static_cast<uint64_t>(config_.seed);
     data::BatchSampler sampler(data_.train, batch_size, /*shuffle=*/true, seed, epoch);
-    at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(
-        seed * 1000003ULL + static_cast<uint64_t>(epoch) + 17);
+    at::Generator generator =
+        at::make_generator<at::CPUGeneratorImpl>(epoch_seed(seed, epoch, EpochStream::kAugment));
     const int64_t padding = augment_padding(data_.height);
     for (int64_t i = 0; i < sampler.num_batches(); ++i) {
       auto [x, y] = sampler.batch(i);

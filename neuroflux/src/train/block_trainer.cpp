@@ -8,9 +8,9 @@
 #include "neuroflux/distributed/data_parallel.h"
 #include "neuroflux/distributed/grad_reducer.h"
 #include "neuroflux/local/unit_step.h"
+#include "neuroflux/models/module_snapshot.h"
 #include "neuroflux/models/sequential_stage.h"
-#include "neuroflux/train/module_snapshot.h"
-#include "neuroflux/train/optim.h"
+#include "neuroflux/optim/optim.h"
 #include "neuroflux/util/progress.h"
 #include "train/training_loop.h"
 

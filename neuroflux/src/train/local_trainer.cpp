@@ -9,13 +9,14 @@
 #include "neuroflux/local/local_model.h"
 #include "neuroflux/local/unit_step.h"
 #include "neuroflux/memory_meter.h"
+#include "neuroflux/models/module_snapshot.h"
+#include "neuroflux/optim/optim.h"
+#include "neuroflux/plan/lr_scaling.h"
+#include "neuroflux/train/backprop_trainer.h"
 #include "neuroflux/train/block_input.h"
 #include "neuroflux/train/block_trainer.h"
 #include "neuroflux/train/checkpoint.h"
 #include "neuroflux/train/evaluate.h"
-#include "neuroflux/train/lr_scaling.h"
-#include "neuroflux/train/module_snapshot.h"
-#include "neuroflux/train/optim.h"
 #include "neuroflux/util/atomic_file.h"
 #include "neuroflux/util/progress.h"
 #include "train/training_loop.h"
@@ -197,7 +198,7 @@ Report LocalTrainer::fit(UnitChain chain, const data::DataSplits& data) {
   report.final.exit_unit = n - 1;
   report.extra["head_val_accuracy"] = heads;
   report.extra["shallowest_good_exit"] = {{"unit", exit.unit}, {"val_accuracy", exit.val_accuracy},
-                                          {"params", model->exit_parameter_count(exit.unit)}};
+                                          {"params", parameter_count(exit_network(model, exit.unit))}};
   report.blocks.push_back(whole_network_block(n, batch_size, config.train.epochs, state));
   if (comm) add_rank_fields(report, *comm, config.distributed.mode);
 

@@ -12,11 +12,11 @@
 #include "neuroflux/local/local_model.h"
 #include "neuroflux/local/unit_step.h"
 #include "neuroflux/memory_meter.h"
+#include "neuroflux/models/module_snapshot.h"
+#include "neuroflux/optim/optim.h"
 #include "neuroflux/plan/stage_placement.h"
 #include "neuroflux/profile/profiler.h"
 #include "neuroflux/train/checkpoint.h"
-#include "neuroflux/train/module_snapshot.h"
-#include "neuroflux/train/optim.h"
 #include "neuroflux/util/atomic_file.h"
 #include "neuroflux/util/progress.h"
 #include "train/training_loop.h"
@@ -357,7 +357,7 @@ Report PipelineTrainer::fit(UnitChain chain, const data::DataSplits& data) {
   report.final.test_accuracy = test_heads[exit.unit];
   report.final.exit_unit = exit.unit;
   report.final.params = config.method == "local" ? report.full_model_params
-                                                 : model->exit_parameter_count(exit.unit);
+                                                 : parameter_count(exit_network(model, exit.unit));
   report.extra["head_val_accuracy"] = heads;
   report.extra["head_test_accuracy"] = test_heads;
   report.extra["pipeline"] = placement.to_json();

@@ -34,11 +34,15 @@ void sync_path(const std::string& path, int flags) {
 
 }  // namespace
 
+std::string temporary_path(const std::string& path) {
+  return path + ".tmp-" + std::to_string(::getpid());
+}
+
 void write_atomic_with(const std::string& path,
                        const std::function<void(const std::string& temp_path)>& write) {
   const fs::path target(path);
   if (target.has_parent_path()) fs::create_directories(target.parent_path());
-  const std::string temp = path + ".tmp-" + std::to_string(::getpid());
+  const std::string temp = temporary_path(path);
   try {
     write(temp);
     sync_path(temp, O_RDONLY);

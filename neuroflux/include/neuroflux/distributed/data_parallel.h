@@ -6,10 +6,10 @@
 
 #include <memory>
 
+#include "neuroflux/data/block_input.h"
 #include "neuroflux/data/data_splits.h"
 #include "neuroflux/distributed/communicator.h"
 #include "neuroflux/report.h"
-#include "neuroflux/train/block_input.h"
 
 namespace neuroflux {
 

@@ -10,6 +10,7 @@
 
 #include "neuroflux/config.h"
 #include "neuroflux/local/aux_head.h"
+#include "neuroflux/local/local_model.h"
 #include "neuroflux/models/unit_chain.h"
 
 namespace neuroflux {
@@ -27,6 +28,8 @@ struct ExportDescription {
 
 /// units 0..exit_unit of `chain` then `head`, as one Sequential.
 torch::nn::Sequential exit_network(UnitChain& chain, int64_t exit_unit, torch::nn::Sequential head);
+/// A local model's early exit at `unit`: its units 0..unit followed by that unit's head.
+torch::nn::Sequential exit_network(LocalModel& model, int64_t unit);
 
 /// Writes `network` and `description` to `path` atomically.
 void save_exported(const torch::nn::Sequential& network, const ExportDescription& description,

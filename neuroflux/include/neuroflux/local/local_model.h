@@ -24,10 +24,6 @@ class LocalModelImpl : public torch::nn::Module {
 
   /// Unit `i`'s and its head's parameters: what one per-unit optimizer steps.
   std::vector<at::Tensor> unit_and_head_parameters(int64_t unit);
-  /// Units 0..unit followed by unit's head: the early-exit network.
-  torch::nn::Sequential export_exit(int64_t unit);
-  /// Parameters of export_exit(unit).
-  int64_t exit_parameter_count(int64_t unit);
 
  private:
   UnitChain chain_;

@@ -20,9 +20,9 @@
 #include <optional>
 
 #include "neuroflux/config.h"
+#include "neuroflux/plan/lr_scaling.h"
 #include "neuroflux/plan/plan.h"
 #include "neuroflux/profile/profile.h"
-#include "neuroflux/train/lr_scaling.h"
 
 namespace neuroflux {
 

@@ -13,26 +13,11 @@
 
 #include "neuroflux/cache/activation_cache.h"
 #include "neuroflux/config.h"
+#include "neuroflux/data/block_input.h"
 #include "neuroflux/data/data_splits.h"
 #include "neuroflux/local/local_model.h"
 
 namespace neuroflux {
-
-enum class Split { kTrain = 0, kVal = 1, kTest = 2 };
-const char* split_name(Split split);
-const data::ImageSet& split_of(const data::DataSplits& data, Split split);
-
-using BatchFn = std::function<void(const at::Tensor& inputs, const at::Tensor& labels)>;
-
-class BlockInput {
- public:
-  virtual ~BlockInput() = default;
-  /// One training epoch in the shuffled order of (seed, epoch).
-  virtual void train_epoch(int64_t batch_size, int64_t epoch, const BatchFn& fn) = 0;
-  /// A split in order, for evaluation and the caching pass.
-  virtual void in_order(Split split, int64_t batch_size, const BatchFn& fn) = 0;
-  virtual int64_t size(Split split) const = 0;
-};
 
 /// Block 0: batches of the data set, augmented for training when the config says so.
 std::unique_ptr<BlockInput> data_input(const data::DataSplits& data, const Config& config,
@@ -60,7 +45,5 @@ SplitCaches write_block_caches(LocalModel& model, BlockInput& input, int64_t fir
                                int64_t batch_size, const CacheOptions& options,
                                const std::function<std::string(Split)>& path, uint64_t key);
 
-/// The order of (seed, epoch) over n samples that cached and recomputed inputs share.
-at::Tensor epoch_order(int64_t n, uint64_t seed, int64_t epoch);
 
 }  // namespace neuroflux

@@ -3,7 +3,10 @@
 // one optimizer step per unit), one batch size for the whole network.
 #pragma once
 
-#include "neuroflux/train/backprop_trainer.h"
+#include "neuroflux/data/data_splits.h"
+#include "neuroflux/models/unit_chain.h"
+#include "neuroflux/report.h"
+#include "neuroflux/train/training_setup.h"
 
 namespace neuroflux {
 

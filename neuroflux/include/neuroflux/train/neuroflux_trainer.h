@@ -4,9 +4,12 @@
 
 #include <optional>
 
+#include "neuroflux/data/data_splits.h"
+#include "neuroflux/models/unit_chain.h"
 #include "neuroflux/plan/plan.h"
 #include "neuroflux/profile/profile.h"
-#include "neuroflux/train/backprop_trainer.h"
+#include "neuroflux/report.h"
+#include "neuroflux/train/training_setup.h"
 
 namespace neuroflux {
 

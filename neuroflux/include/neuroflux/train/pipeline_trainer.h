@@ -4,9 +4,12 @@
 // gradient crosses a stage: the units learn exactly what sequential local learning teaches them.
 #pragma once
 
+#include "neuroflux/data/data_splits.h"
+#include "neuroflux/models/unit_chain.h"
 #include "neuroflux/plan/stage_placement.h"
 #include "neuroflux/profile/profile.h"
-#include "neuroflux/train/backprop_trainer.h"
+#include "neuroflux/report.h"
+#include "neuroflux/train/training_setup.h"
 
 namespace neuroflux {
 

@@ -7,6 +7,10 @@
 
 namespace neuroflux {
 
+/// Where a file is written before it is renamed onto `path`: "<path>.tmp-<pid>", so two processes
+/// never share one, and a leftover names the process that died writing it.
+std::string temporary_path(const std::string& path);
+
 /// Writes `content` to `path` atomically, creating parent directories.
 void write_file_atomic(const std::string& path, const std::string& content);
 

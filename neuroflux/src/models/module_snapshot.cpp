@@ -1,4 +1,4 @@
-#include "neuroflux/train/module_snapshot.h"
+#include "neuroflux/models/module_snapshot.h"
 
 #include <torch/torch.h>
 

@@ -1,4 +1,4 @@
-#include "neuroflux/train/lr_scaling.h"
+#include "neuroflux/plan/lr_scaling.h"
 
 #include <algorithm>
 

@@ -1,4 +1,4 @@
-#include "neuroflux/train/optim.h"
+#include "neuroflux/optim/optim.h"
 
 #include <torch/optim/adam.h>
 #include <torch/optim/sgd.h>
