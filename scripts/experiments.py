@@ -13,6 +13,8 @@ import subprocess
 import sys
 import time
 
+from result_files import load, write_atomic
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # NEUROFLUX_BIN: another build (the tests run the grid on their own build folder).
 BIN = os.environ.get("NEUROFLUX_BIN") or os.path.join(ROOT, "build", "neuroflux", "neuroflux")
@@ -23,16 +25,8 @@ def run(args, log):
         return subprocess.call([BIN] + args, stdout=out, stderr=subprocess.STDOUT)
 
 
-def load(path):
-    with open(path) as f:
-        return json.load(f)
-
-
 def write_json(path, value):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(value, f, indent=2)
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(value, indent=2))
 
 
 class Progress:

@@ -5,7 +5,6 @@ speed-up against the budget, and parameters of the exported models. PNGs go besi
 
   python3 scripts/plot.py [results/NAME ...]"""
 import glob
-import json
 import os
 import sys
 
@@ -21,12 +20,9 @@ except ImportError:
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from result_files import load  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def load(path):
-    with open(path) as f:
-        return json.load(f)
 
 
 def plot_curves(out, cells, curves, color):

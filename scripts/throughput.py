@@ -22,6 +22,8 @@ import sys
 import tempfile
 import time
 
+from result_files import load, write_atomic
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("NEUROFLUX_BIN") or os.path.join(ROOT, "build", "neuroflux", "neuroflux")
 # Debian's python3-torch lives in the system interpreter, not in a pyenv or venv one.
@@ -39,18 +41,6 @@ VARIANT_ENV = {
 
 # Images per cell: enough for a steady epoch of 10-30 s here, few enough to keep the grid short.
 IMAGES = {"vgg11": 13500, "resnet18": 6000, "mobilenetv2": 3000}
-
-
-def load(path):
-    with open(path) as f:
-        return json.load(f)
-
-
-def write_atomic(path, text):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def run_cpp(model, width, batch, images, threads, variant, workdir):
