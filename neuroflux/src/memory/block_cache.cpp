@@ -47,23 +47,26 @@ void BlockCache::deallocate(void* memory, size_t capacity) {
     std::lock_guard<std::mutex> lock(mutex_);
     if (bytes <= limit_bytes_) {
       evict_until_fits(bytes);
-      auto* block = static_cast<FreeBlock*>(memory);
-      block->capacity = capacity;
-      FreeBlock*& head = newest_of_class_[capacity];
-      block->class_prev = nullptr;
-      block->class_next = head;
-      if (head != nullptr) head->class_prev = block;
-      head = block;
-      block->newer = nullptr;
-      block->older = newest_;
-      if (newest_ != nullptr) newest_->newer = block;
-      newest_ = block;
-      if (oldest_ == nullptr) oldest_ = block;
-      stats_.cached_bytes += bytes;
+      link(static_cast<FreeBlock*>(memory), capacity);
       return;
     }
   }
   c10::free_cpu(memory);
+}
+
+void BlockCache::link(FreeBlock* block, size_t capacity) {
+  block->capacity = capacity;
+  FreeBlock*& head = newest_of_class_[capacity];
+  block->class_prev = nullptr;
+  block->class_next = head;
+  if (head != nullptr) head->class_prev = block;
+  head = block;
+
+  block->newer = nullptr;
+  block->older = newest_;
+  (newest_ != nullptr ? newest_->newer : oldest_) = block;
+  newest_ = block;
+  stats_.cached_bytes += static_cast<int64_t>(capacity);
 }
 
 void BlockCache::unlink(FreeBlock* block) {
@@ -120,7 +123,8 @@ int64_t default_cpu_cache_limit() {
     char* end = nullptr;
     const long long bytes = std::strtoll(text, &end, 10);
     if (end != text && *end == '\0' && bytes >= 0) return bytes;
-    std::fprintf(stderr, "neuroflux: ignoring NEUROFLUX_CPU_CACHE_BYTES=\"%s\": expected a byte count\n",
+    std::fprintf(stderr,
+                 "neuroflux: ignoring NEUROFLUX_CPU_CACHE_BYTES=\"%s\": expected a byte count\n",
                  text);
   }
   const long pages = sysconf(_SC_PHYS_PAGES);

@@ -32,7 +32,7 @@ class CpuTrackingAllocator final : public c10::Allocator {
     return l < 0 ? std::nullopt : std::optional<int64_t>(l);
   }
 
-  BlockCache& cache() const { return cache_; }
+  BlockCache& cache() { return cache_; }
 
   static thread_local bool untracked_;
 
