@@ -178,6 +178,8 @@ DataSplits load_splits(const DataConfig& config, uint64_t seed) {
   return splits;
 }
 
+int64_t augment_padding(int64_t height) { return height >= 32 ? 4 : 2; }
+
 at::Tensor augment_batch(const at::Tensor& images, int64_t padding, at::Generator& generator) {
   TORCH_CHECK(images.dim() == 4, "augment_batch: expected images [N, C, H, W], got ",
               images.sizes());

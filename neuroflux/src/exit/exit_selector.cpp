@@ -2,6 +2,8 @@
 
 #include <c10/util/Exception.h>
 
+#include <algorithm>
+
 namespace neuroflux {
 
 ExitChoice select_exit(const std::vector<std::optional<double>>& head_val_accuracy,
@@ -27,6 +29,30 @@ ExitChoice select_exit(const std::vector<std::optional<double>>& head_val_accura
     }
   }
   return choice;
+}
+
+std::vector<int64_t> untrained_units(const std::vector<std::optional<double>>& head_val_accuracy) {
+  std::vector<int64_t> untrained;
+  for (size_t i = 0; i < head_val_accuracy.size(); ++i)
+    if (!head_val_accuracy[i]) untrained.push_back(static_cast<int64_t>(i));
+  return untrained;
+}
+
+BlockGain record_block_heads(std::vector<std::optional<double>>& head_val_accuracy,
+                             int64_t first_unit, const std::vector<double>& block_heads) {
+  TORCH_CHECK(first_unit >= 0 && first_unit + static_cast<int64_t>(block_heads.size()) <=
+                                     static_cast<int64_t>(head_val_accuracy.size()),
+              "record_block_heads: units ", first_unit, "..", first_unit + block_heads.size(),
+              " outside ", head_val_accuracy.size());
+  BlockGain gain;
+  for (int64_t i = 0; i < first_unit; ++i)
+    if (head_val_accuracy[i]) gain.best_before = std::max(gain.best_before, *head_val_accuracy[i]);
+  gain.best_after = gain.best_before;
+  for (size_t j = 0; j < block_heads.size(); ++j) {
+    head_val_accuracy[first_unit + j] = block_heads[j];
+    gain.best_after = std::max(gain.best_after, block_heads[j]);
+  }
+  return gain;
 }
 
 bool ProgressiveExit::after_block(double best_before, double best_after) {

@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include "neuroflux/memory/device_residency.h"
 
 namespace neuroflux {
 
@@ -33,6 +34,21 @@ std::vector<AuxHeadSpec> fixed_head_specs(int64_t units, int64_t width, bool bat
   std::vector<AuxHeadSpec> specs(units, AuxHeadSpec{1, width, false, batch_norm});
   specs.back() = AuxHeadSpec{1, 0, true};
   return specs;
+}
+
+void move_units_to_device(LocalModel& model, int64_t first, int64_t last,
+                          const c10::Device& device) {
+  for (int64_t i = first; i <= last; ++i) {
+    move_to_device(*model->chain()->unit(i), device);
+    move_to_device(*model->head(i), device);
+  }
+}
+
+void move_units_to_host(LocalModel& model, int64_t first, int64_t last, const c10::Device& device) {
+  for (int64_t i = first; i <= last; ++i) {
+    move_to_host(*model->chain()->unit(i), device);
+    move_to_host(*model->head(i), device);
+  }
 }
 
 }  // namespace neuroflux

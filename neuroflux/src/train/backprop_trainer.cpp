@@ -12,7 +12,7 @@
 #include "neuroflux/plan/lr_scaling.h"
 #include "neuroflux/size_format.h"
 #include "neuroflux/train/batch_size_search.h"
-#include "neuroflux/train/block_input.h"
+#include "neuroflux/cache/block_inputs.h"
 #include "neuroflux/train/checkpoint.h"
 #include "neuroflux/train/evaluate.h"
 #include "neuroflux/train/memory_strategy.h"

@@ -13,7 +13,7 @@
 #include "neuroflux/optim/optim.h"
 #include "neuroflux/plan/lr_scaling.h"
 #include "neuroflux/train/backprop_trainer.h"
-#include "neuroflux/train/block_input.h"
+#include "neuroflux/cache/block_inputs.h"
 #include "neuroflux/train/block_trainer.h"
 #include "neuroflux/train/checkpoint.h"
 #include "neuroflux/train/evaluate.h"

@@ -13,7 +13,7 @@
 #include "neuroflux/data/data_splits.h"
 #include "neuroflux/models/unit_chain.h"
 #include "neuroflux/report.h"
-#include "neuroflux/train/block_input.h"
+#include "neuroflux/cache/block_inputs.h"
 #include "neuroflux/util/cpu_usage.h"
 
 namespace neuroflux {

@@ -1,13 +1,16 @@
 // The interface every source of a block's (input, label) batches implements, by split: the data
-// set, an activation cache, recomputed earlier units (train/block_input.h), one rank's shard
-// (distributed/). It sits here, beside the data, so that every layer above can take one.
+// set (here), an activation cache or recomputed earlier units (cache/block_inputs.h), one rank's
+// shard (distributed/). It sits beside the data, so that every layer above can take one.
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 
+#include "neuroflux/config.h"
 #include "neuroflux/data/data_splits.h"
 
 namespace neuroflux {
@@ -30,5 +33,13 @@ class BlockInput {
 
 /// The order of (seed, epoch) over n samples that cached and recomputed inputs share.
 at::Tensor epoch_order(int64_t n, uint64_t seed, int64_t epoch);
+
+/// `set` in order, in batches copied to `device`.
+void for_each_batch_in_order(const data::ImageSet& set, int64_t batch_size,
+                             const c10::Device& device, const BatchFn& fn);
+
+/// Block 0: batches of the data set, augmented for training when the config says so.
+std::unique_ptr<BlockInput> data_input(const data::DataSplits& data, const Config& config,
+                                       const c10::Device& device);
 
 }  // namespace neuroflux

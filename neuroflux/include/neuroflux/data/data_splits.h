@@ -27,6 +27,9 @@ DataSplits load_splits(const DataConfig& config, uint64_t seed);
 /// `generator`'s stream. Returns a new tensor; `images` is not changed.
 at::Tensor augment_batch(const at::Tensor& images, int64_t padding, at::Generator& generator);
 
+/// Padding of the random crop for an image of this height (4 for 32 px, 2 for 28 px).
+int64_t augment_padding(int64_t height);
+
 /// Iterates over a set in batches: a fresh permutation each epoch drawn from (seed, epoch), so a
 /// resumed run sees exactly the batches an uninterrupted one would.
 class BatchSampler {

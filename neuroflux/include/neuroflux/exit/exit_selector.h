@@ -20,6 +20,20 @@ struct ExitChoice {
 ExitChoice select_exit(const std::vector<std::optional<double>>& head_val_accuracy,
                        double tolerance);
 
+/// Units no head accuracy was recorded for: never trained (progressive exit skipped them).
+std::vector<int64_t> untrained_units(const std::vector<std::optional<double>>& head_val_accuracy);
+
+/// The best head accuracy before a block and with it.
+struct BlockGain {
+  double best_before = -1;  ///< over the units before the block; negative when none was trained
+  double best_after = -1;
+};
+
+/// Records the head accuracies of a block's units (`first_unit` onwards) into
+/// `head_val_accuracy` and says how much the block raised the best head.
+BlockGain record_block_heads(std::vector<std::optional<double>>& head_val_accuracy,
+                             int64_t first_unit, const std::vector<double>& block_heads);
+
 /// Progressive exit: after each block, whether the blocks still to come are worth training.
 /// A block "gains" when it raises the best head accuracy so far by more than `tolerance`; the
 /// rest are skipped after `patience` blocks in a row that did not.

@@ -32,6 +32,12 @@ class LocalModelImpl : public torch::nn::Module {
 };
 TORCH_MODULE(LocalModel);
 
+/// Units [first, last] of `model` and their heads to `device`, tracked as the block in training
+/// (memory/device_residency.h), or back to untracked host memory.
+void move_units_to_device(LocalModel& model, int64_t first, int64_t last,
+                          const c10::Device& device);
+void move_units_to_host(LocalModel& model, int64_t first, int64_t last, const c10::Device& device);
+
 /// Fixed heads: {pool 1, width} for every unit but the last, the classifier for the last.
 std::vector<AuxHeadSpec> fixed_head_specs(int64_t units, int64_t width, bool batch_norm = true);
 

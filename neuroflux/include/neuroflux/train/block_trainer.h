@@ -13,7 +13,7 @@
 #include "neuroflux/local/local_model.h"
 #include "neuroflux/plan/plan.h"
 #include "neuroflux/report.h"
-#include "neuroflux/train/block_input.h"
+#include "neuroflux/data/block_input.h"
 
 namespace neuroflux {
 

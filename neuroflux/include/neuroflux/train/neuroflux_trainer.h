@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "neuroflux/data/data_splits.h"
+#include "neuroflux/local/local_model.h"
 #include "neuroflux/models/unit_chain.h"
 #include "neuroflux/plan/plan.h"
 #include "neuroflux/profile/profile.h"
@@ -12,6 +13,8 @@
 #include "neuroflux/train/training_setup.h"
 
 namespace neuroflux {
+
+struct NeuroFluxRunState;
 
 class NeuroFluxTrainer {
  public:
@@ -29,6 +32,14 @@ class NeuroFluxTrainer {
   torch::nn::Sequential exported() const { return exported_; }
 
  private:
+  /// The plan to train by (given, read from neuroflux.plan, or profiled and planned here) and
+  /// the seconds spent profiling.
+  std::pair<Plan, double> choose_plan(UnitChain chain, const data::DataSplits& data,
+                                      std::optional<Plan> given);
+  /// Chooses the early exit, tests it, and writes the results.
+  Report export_exit(UnitChain chain, LocalModel& model, const data::DataSplits& data,
+                     NeuroFluxRunState& state, const Plan& plan, double profile_seconds);
+
   TrainingSetup setup_;
   torch::nn::Sequential exported_{nullptr};
 };

@@ -1,54 +1,10 @@
-#include "neuroflux/train/block_input.h"
+#include "neuroflux/cache/block_inputs.h"
 
-#include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
-
-#include "neuroflux/util/epoch_seed.h"
-#include "train/training_loop.h"
 
 namespace neuroflux {
 
 namespace {
-
-void in_order_of_set(const data::ImageSet& set, int64_t batch_size, const c10::Device& device,
-                     const BatchFn& fn) {
-  for (int64_t start = 0; start < set.size(); start += batch_size) {
-    const int64_t len = std::min(batch_size, set.size() - start);
-    // A copy, not a view: the batch is device working memory, like any gathered batch.
-    fn(set.images.narrow(0, start, len).to(at::TensorOptions(device), false, true),
-       set.labels.narrow(0, start, len).to(device));
-  }
-}
-
-class DataInput final : public BlockInput {
- public:
-  DataInput(const data::DataSplits& data, const Config& config, const c10::Device& device)
-      : data_(data), config_(config), device_(device) {}
-
-  void train_epoch(int64_t batch_size, int64_t epoch, const BatchFn& fn) override {
-    const auto seed = static_cast<uint64_t>(config_.seed);
-    data::BatchSampler sampler(data_.train, batch_size, /*shuffle=*/true, seed, epoch);
-    at::Generator generator =
-        at::make_generator<at::CPUGeneratorImpl>(epoch_seed(seed, epoch, EpochStream::kAugment));
-    const int64_t padding = augment_padding(data_.height);
-    for (int64_t i = 0; i < sampler.num_batches(); ++i) {
-      auto [x, y] = sampler.batch(i);
-      if (config_.data.augment) x = data::augment_batch(x, padding, generator);
-      fn(x.to(device_), y.to(device_));
-    }
-  }
-
-  void in_order(Split split, int64_t batch_size, const BatchFn& fn) override {
-    in_order_of_set(split_of(data_, split), batch_size, device_, fn);
-  }
-
-  int64_t size(Split split) const override { return split_of(data_, split).size(); }
-
- private:
-  const data::DataSplits& data_;
-  const Config& config_;
-  c10::Device device_;
-};
 
 class CacheInput final : public BlockInput {
  public:
@@ -97,7 +53,7 @@ class RecomputeInput final : public BlockInput {
   }
 
   void in_order(Split split, int64_t batch_size, const BatchFn& fn) override {
-    in_order_of_set(split_of(data_, split), batch_size, device_,
+    for_each_batch_in_order(split_of(data_, split), batch_size, device_,
                     [&](const at::Tensor& x, const at::Tensor& y) { fn(frozen(x), y); });
   }
 
@@ -118,11 +74,6 @@ class RecomputeInput final : public BlockInput {
 };
 
 }  // namespace
-
-std::unique_ptr<BlockInput> data_input(const data::DataSplits& data, const Config& config,
-                                       const c10::Device& device) {
-  return std::make_unique<DataInput>(data, config, device);
-}
 
 std::unique_ptr<BlockInput> cache_input(std::shared_ptr<const ActivationCache> train,
                                         std::shared_ptr<const ActivationCache> val,

@@ -1,7 +1,7 @@
-// Where a block's inputs come from: the data set (block 0), the previous block's activation
-// cache, or (to check the cache, or when there is none) the frozen earlier units recomputed on
-// every batch. All three give (input, label) batches in the same shuffled order for a
-// (seed, epoch), so a block trained from any of them sees the same inputs.
+// Where a later block's inputs come from: the previous block's activation cache, or (to check
+// the cache, or when there is none) the frozen earlier units recomputed on every batch. Both give
+// (input, label) batches in the shuffled order of (seed, epoch) that block 0's data input
+// (data/block_input.h) also follows, so a block trained from any of them sees the same inputs.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -18,10 +18,6 @@
 #include "neuroflux/local/local_model.h"
 
 namespace neuroflux {
-
-/// Block 0: batches of the data set, augmented for training when the config says so.
-std::unique_ptr<BlockInput> data_input(const data::DataSplits& data, const Config& config,
-                                       const c10::Device& device);
 
 /// A later block: the previous block's caches of the three splits.
 std::unique_ptr<BlockInput> cache_input(std::shared_ptr<const ActivationCache> train,
@@ -44,6 +40,5 @@ using SplitCaches = std::array<std::shared_ptr<ActivationCache>, 3>;
 SplitCaches write_block_caches(LocalModel& model, BlockInput& input, int64_t first, int64_t last,
                                int64_t batch_size, const CacheOptions& options,
                                const std::function<std::string(Split)>& path, uint64_t key);
-
 
 }  // namespace neuroflux

@@ -1,4 +1,4 @@
-#include "neuroflux/train/device_residency.h"
+#include "neuroflux/memory/device_residency.h"
 
 #include <torch/torch.h>
 

@@ -1,0 +1,68 @@
+#include "train/neuroflux_run_state.h"
+
+#include "neuroflux/distributed/data_parallel.h"
+#include "train/training_loop.h"
+
+namespace neuroflux {
+
+using nlohmann::json;
+
+json NeuroFluxRunState::to_json() const {
+  json heads = json::array();
+  for (const auto& h : head_accuracy) heads.push_back(h ? json(*h) : json(nullptr));
+  return {{"blocks_done", blocks_done}, {"stopped_early", stopped_early},
+          {"blocks_without_gain", blocks_without_gain},
+          {"blocks", blocks_to_json(blocks)}, {"history", history_to_json(history)},
+          {"head_accuracy", heads}, {"train_seconds", train_seconds},
+          {"eval_seconds", eval_seconds}, {"cache_seconds", cache_seconds}, {"peak", peak}};
+}
+
+NeuroFluxRunState NeuroFluxRunState::from_json(const json& j) {
+  NeuroFluxRunState s;
+  s.blocks_done = j.at("blocks_done");
+  s.stopped_early = j.at("stopped_early");
+  s.blocks_without_gain = j.value("blocks_without_gain", 0);
+  s.blocks = blocks_from_json(j.at("blocks"));
+  s.history = history_from_json(j.at("history"));
+  for (const auto& h : j.at("head_accuracy"))
+    s.head_accuracy.push_back(h.is_null() ? std::nullopt : std::optional<double>(h.get<double>()));
+  s.train_seconds = j.at("train_seconds");
+  s.eval_seconds = j.at("eval_seconds");
+  s.cache_seconds = j.at("cache_seconds");
+  s.peak = j.at("peak");
+  return s;
+}
+
+NeuroFluxCheckpoint::NeuroFluxCheckpoint(const std::string& out, bool resume, const Config& config,
+                                         Communicator* comm)
+    : config_(config),
+      enabled_(!out.empty()),
+      checkpointer_(out.empty() ? "" : out + "/checkpoint") {
+  if (resume && enabled_) saved_ = checkpointer_.peek();
+  if (saved_) check_resumable(saved_->at("state"), config, checkpointer_.dir());
+  if (comm && resume)
+    check_same_checkpoint(
+        *comm, saved_ ? saved_->at("state").at("run").at("blocks_done").get<int64_t>() : -1,
+        checkpointer_.dir());
+}
+
+Plan NeuroFluxCheckpoint::plan() const { return Plan::from_json(saved_->at("state").at("plan")); }
+
+double NeuroFluxCheckpoint::profile_seconds() const {
+  return saved_->at("state").value("profile_seconds", 0.0);
+}
+
+NeuroFluxRunState NeuroFluxCheckpoint::restore(LocalModel& model) const {
+  checkpointer_.load(*model, nullptr);
+  return NeuroFluxRunState::from_json(saved_->at("state").at("run"));
+}
+
+void NeuroFluxCheckpoint::save(LocalModel& model, const NeuroFluxRunState& state,
+                               const Plan& plan, double profile_seconds) {
+  if (!enabled_) return;
+  json s = {{"run", state.to_json()}, {"plan", plan.to_json()},
+            {"profile_seconds", profile_seconds}, {"config", resumable_config(config_)}};
+  checkpointer_.save(*model, nullptr, s, state.blocks_done);
+}
+
+}  // namespace neuroflux

@@ -1,0 +1,64 @@
+// What a NeuroFlux run has done so far (blocks, history, head accuracies, times), and the
+// checkpoint that carries it across a kill: after every block, the weights, this state and the
+// plan go to OUT/checkpoint, and a resumed run goes on with the block after the last one saved.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "neuroflux/config.h"
+#include "neuroflux/local/local_model.h"
+#include "neuroflux/plan/plan.h"
+#include "neuroflux/report.h"
+#include "neuroflux/train/checkpoint.h"
+
+namespace neuroflux {
+
+class Communicator;
+
+struct NeuroFluxRunState {
+  int64_t blocks_done = 0;
+  bool stopped_early = false;
+  int64_t blocks_without_gain = 0;  ///< consecutive blocks that did not raise the best head
+  std::vector<BlockReport> blocks;
+  std::vector<HistoryEntry> history;
+  std::vector<std::optional<double>> head_accuracy;  ///< per unit; nullopt until trained
+  double train_seconds = 0, eval_seconds = 0, cache_seconds = 0;
+  int64_t peak = 0;
+
+  nlohmann::json to_json() const;
+  static NeuroFluxRunState from_json(const nlohmann::json& j);
+};
+
+/// A run's checkpoint: what a resumed run reads (its plan, state and weights) and what every
+/// finished block writes. Without OUT there is none: nothing is read or written.
+class NeuroFluxCheckpoint {
+ public:
+  /// With `resume`, reads the newest checkpoint under OUT/checkpoint (checked against `config`;
+  /// every rank of `comm` must hold the same one).
+  NeuroFluxCheckpoint(const std::string& out, bool resume, const Config& config,
+                      Communicator* comm);
+
+  bool resuming() const { return saved_.has_value(); }
+  /// The saved run's plan and profiling time; only when resuming().
+  Plan plan() const;
+  double profile_seconds() const;
+  /// Loads the saved weights into `model` and returns the saved state; only when resuming().
+  NeuroFluxRunState restore(LocalModel& model) const;
+
+  /// After a block: the model's weights and everything needed to go on from here.
+  void save(LocalModel& model, const NeuroFluxRunState& state, const Plan& plan,
+            double profile_seconds);
+
+ private:
+  const Config& config_;
+  bool enabled_;
+  Checkpointer checkpointer_;
+  std::optional<nlohmann::json> saved_;
+};
+
+}  // namespace neuroflux
