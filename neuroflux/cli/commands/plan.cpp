@@ -6,8 +6,8 @@
 #include "commands.h"
 #include "config_args.h"
 #include "neuroflux/errors.h"
+#include "neuroflux/plan/stage_placement.h"
 #include "neuroflux/train/neuroflux_trainer.h"
-#include "neuroflux/train/pipeline_trainer.h"
 #include "neuroflux/train/run.h"
 #include "neuroflux/util/atomic_file.h"
 

@@ -7,7 +7,11 @@
 #include <limits>
 
 #include "neuroflux/errors.h"
+#include "neuroflux/local/local_model.h"
+#include "neuroflux/models/module_snapshot.h"
+#include "neuroflux/profile/profiler.h"
 #include "neuroflux/size_format.h"
+#include "neuroflux/util/progress.h"
 
 namespace neuroflux {
 
@@ -116,6 +120,30 @@ StagePlacement place_stages(const Profile& profile, const Planner& planner, int6
                       std::to_string(placement.batch_size),
                       0);
   return placement;
+}
+
+Profile pipeline_profile(const Config& config, UnitChain chain, const c10::Device& device) {
+  chain->to(device);
+  Stopwatch watch;
+  const ModuleSnapshot snapshot(*chain);
+  Profiler profiler(profiler_options(config), device);
+  LocalModel probe(chain, config.method == "local"
+                              ? fixed_head_specs(chain->size(), config.neuroflux.aux_width,
+                                                 config.model.batch_norm)
+                              : choose_head_specs(config, chain, profiler));
+  probe->to(device);
+  Profile profile = profiler.profile(probe);
+  snapshot.restore(*chain);
+  profile.seconds = watch.seconds();
+  return profile;
+}
+
+StagePlacement pipeline_placement(const Config& config, const Profile& profile,
+                                  const data::DataSplits& data, int64_t ranks) {
+  const Planner planner(profile, planner_inputs(config, data.train.size(), data.val.size(),
+                                                data.test.size()));
+  return place_stages(profile, planner, ranks, config.train.batch_size,
+                      config.train.max_batch_size, config.memory.budget);
 }
 
 }  // namespace neuroflux

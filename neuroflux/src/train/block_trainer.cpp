@@ -37,105 +37,135 @@ std::vector<double> evaluate_block_heads(LocalModel& model, BlockInput& input, S
   return correct;
 }
 
-BlockOutcome train_block(LocalModel& model, BlockInput& input, const BlockTrainingOptions& o,
-                         const Config& config) {
-  const int64_t first = o.first_unit, last = o.last_unit;
-  std::vector<std::unique_ptr<torch::optim::Optimizer>> optimizers;
-  for (int64_t i = first; i <= last; ++i)
-    optimizers.push_back(make_optimizer(model->unit_and_head_parameters(i), config.train, o.lr));
+namespace {
 
-  // The block's modules, to keep the best evaluation's weights (in untracked host memory).
-  torch::nn::Sequential block;
+/// What a block's training keeps across its epochs.
+struct BlockParts {
+  std::vector<std::unique_ptr<torch::optim::Optimizer>> optimizers;  ///< one per unit
+  /// The block's units and heads as one module: for snapshots of the best weights (in untracked
+  /// host memory) and for averaging buffers across ranks.
+  torch::nn::Sequential modules;
+  std::vector<std::unique_ptr<GradReducer>> reducers;  ///< data parallel only
+  std::vector<UnitMode> modes;
+  std::string name;
+};
+
+BlockParts block_parts(LocalModel& model, const BlockTrainingOptions& o, const Config& config) {
+  const int64_t first = o.first_unit, last = o.last_unit;
+  BlockParts parts;
+  for (int64_t i = first; i <= last; ++i)
+    parts.optimizers.push_back(
+        make_optimizer(model->unit_and_head_parameters(i), config.train, o.lr));
   for (int64_t i = first; i <= last; ++i) {
-    block->push_back(as_stage(model->chain()->unit(i)));
-    block->push_back(as_stage(model->head(i)));
+    parts.modules->push_back(as_stage(model->chain()->unit(i)));
+    parts.modules->push_back(as_stage(model->head(i)));
   }
-  std::unique_ptr<ModuleSnapshot> best_weights;
-  std::vector<std::unique_ptr<GradReducer>> reducers;
   if (o.comm)
     for (int64_t i = first; i <= last; ++i)
-      reducers.push_back(std::make_unique<GradReducer>(
+      parts.reducers.push_back(std::make_unique<GradReducer>(
           o.comm, model->unit_and_head_parameters(i), o.bucket_bytes));
+  parts.modes.assign(static_cast<size_t>(last - first + 1), UnitMode::kPlain);
+  for (size_t k = 0; k < o.unit_modes.size() && k < parts.modes.size(); ++k)
+    parts.modes[k] = unit_mode_from_string(o.unit_modes[k]);
+  parts.name = "block " + std::to_string(o.block_index) + " (units " + std::to_string(first) +
+               "-" + std::to_string(last) + ")";
+  return parts;
+}
 
+EpochStats train_epoch(LocalModel& model, BlockInput& input, BlockParts& parts,
+                       const BlockTrainingOptions& o, int64_t epoch) {
+  const int64_t first = o.first_unit, last = o.last_unit;
+  for (int64_t i = first; i <= last; ++i) {
+    model->chain()->unit(i)->train();
+    model->head(i)->train();
+  }
+  return run_epoch(
+      input, o.batch_size, epoch,
+      parts.name + " epoch " + std::to_string(epoch + 1) + "/" + std::to_string(o.max_epochs),
+      [&](const at::Tensor& x, const at::Tensor& y) {
+        at::Tensor h = x;
+        UnitStepResult r;
+        for (int64_t i = first; i <= last; ++i) {
+          r = unit_step(model->chain()->unit(i), model->head(i), *parts.optimizers[i - first], h,
+                        y, parts.reducers.empty() ? nullptr : parts.reducers[i - first].get(),
+                        parts.modes[static_cast<size_t>(i - first)]);
+          h = r.output;
+        }
+        // The block's deepest head stands for the block's training loss.
+        return StepResult{r.loss, r.correct};
+      });
+}
+
+/// The heads' validation accuracies, the same on every rank.
+std::vector<double> validate(LocalModel& model, BlockInput& input, const BlockTrainingOptions& o) {
+  std::vector<double> heads =
+      evaluate_block_heads(model, input, Split::kVal, o.first_unit, o.last_unit, o.eval_batch_size);
+  if (o.comm) {
+    // Identical weights give identical accuracies, but the stop decision must agree even if a
+    // rank's arithmetic differs in the last bit (another thread count): rank 0's counts.
+    at::Tensor shared = torch::tensor(heads, torch::kDouble);
+    o.comm->broadcast(shared, 0);
+    heads.assign(shared.data_ptr<double>(), shared.data_ptr<double>() + shared.numel());
+  }
+  return heads;
+}
+
+HistoryEntry history_entry(const BlockTrainingOptions& o, int64_t epoch, const EpochStats& stats,
+                           const std::vector<double>& heads, double lr) {
+  HistoryEntry entry;
+  entry.block = o.block_index;
+  entry.epoch = epoch + 1;
+  entry.train_loss = stats.loss;
+  entry.train_accuracy = stats.accuracy;
+  entry.val_accuracy = *std::max_element(heads.begin(), heads.end());
+  entry.epoch_seconds = stats.seconds;
+  entry.epoch_cpu = stats.cpu;
+  entry.lr = lr;
+  entry.batch_size = o.batch_size;
+  entry.head_val_accuracy = heads;
+  return entry;
+}
+
+}  // namespace
+
+BlockOutcome train_block(LocalModel& model, BlockInput& input, const BlockTrainingOptions& o,
+                         const Config& config) {
+  BlockParts parts = block_parts(model, o, config);
+  std::unique_ptr<ModuleSnapshot> best_weights;
   BlockOutcome outcome;
   double best = -1.0;
   int64_t since_improvement = 0;
-  const std::string name = "block " + std::to_string(o.block_index) + " (units " +
-                           std::to_string(first) + "-" + std::to_string(last) + ")";
-  std::vector<UnitMode> modes(static_cast<size_t>(last - first + 1), UnitMode::kPlain);
-  for (size_t k = 0; k < o.unit_modes.size() && k < modes.size(); ++k)
-    modes[k] = unit_mode_from_string(o.unit_modes[k]);
   for (int64_t epoch = 0; epoch < o.max_epochs; ++epoch) {
     const double lr = scheduled_lr(config.train, o.lr, epoch, o.max_epochs);
-    for (auto& opt : optimizers) set_learning_rate(*opt, lr);
-    for (int64_t i = first; i <= last; ++i) {
-      model->chain()->unit(i)->train();
-      model->head(i)->train();
-    }
-    const EpochStats stats = run_epoch(
-        input, o.batch_size, epoch,
-        name + " epoch " + std::to_string(epoch + 1) + "/" + std::to_string(o.max_epochs),
-        [&](const at::Tensor& x, const at::Tensor& y) {
-          at::Tensor h = x;
-          UnitStepResult r;
-          for (int64_t i = first; i <= last; ++i) {
-            r = unit_step(model->chain()->unit(i), model->head(i), *optimizers[i - first], h, y,
-                          reducers.empty() ? nullptr : reducers[i - first].get(),
-                          modes[static_cast<size_t>(i - first)]);
-            h = r.output;
-          }
-          // The block's deepest head stands for the block's training loss.
-          return StepResult{r.loss, r.correct};
-        });
-    const double epoch_seconds = stats.seconds;
-    outcome.train_seconds += epoch_seconds;
-    if (o.comm) average_buffers(*o.comm, *block);
+    for (auto& opt : parts.optimizers) set_learning_rate(*opt, lr);
+    const EpochStats stats = train_epoch(model, input, parts, o, epoch);
+    outcome.train_seconds += stats.seconds;
+    if (o.comm) average_buffers(*o.comm, *parts.modules);
 
     Stopwatch eval_watch;
-    std::vector<double> heads =
-        evaluate_block_heads(model, input, Split::kVal, first, last, o.eval_batch_size);
-    if (o.comm) {
-      // Identical weights give identical accuracies, but the stop decision must agree even if a
-      // rank's arithmetic differs in the last bit (another thread count): rank 0's counts.
-      at::Tensor shared = torch::tensor(heads, torch::kDouble);
-      o.comm->broadcast(shared, 0);
-      heads.assign(shared.data_ptr<double>(), shared.data_ptr<double>() + shared.numel());
-    }
-    const double eval_seconds = eval_watch.seconds();
-    outcome.eval_seconds += eval_seconds;
-    const double block_best = *std::max_element(heads.begin(), heads.end());
-
-    HistoryEntry entry;
-    entry.block = o.block_index;
-    entry.epoch = epoch + 1;
-    entry.train_loss = stats.loss;
-    entry.train_accuracy = stats.accuracy;
-    entry.val_accuracy = block_best;
+    const std::vector<double> heads = validate(model, input, o);
+    HistoryEntry entry = history_entry(o, epoch, stats, heads, lr);
+    entry.eval_seconds = eval_watch.seconds();
     entry.seconds = o.seconds_before + outcome.train_seconds;
-    entry.epoch_seconds = epoch_seconds;
-    entry.epoch_cpu = stats.cpu;
-    entry.eval_seconds = eval_seconds;
-    entry.lr = lr;
-    entry.batch_size = o.batch_size;
-    entry.head_val_accuracy = heads;
+    outcome.eval_seconds += entry.eval_seconds;
     outcome.history.push_back(entry);
     outcome.epochs_run = epoch + 1;
-    log_line(name + " epoch " + std::to_string(epoch + 1) + ": loss " +
+    log_line(parts.name + " epoch " + std::to_string(epoch + 1) + ": loss " +
              std::to_string(entry.train_loss) + ", best head val accuracy " +
-             std::to_string(block_best) + ", " + std::to_string(epoch_seconds) + " s");
+             std::to_string(entry.val_accuracy) + ", " + std::to_string(stats.seconds) + " s");
 
-    if (block_best > best + o.min_delta || best < 0) {
-      best = std::max(best, block_best);
+    if (entry.val_accuracy > best + o.min_delta || best < 0) {
+      best = std::max(best, entry.val_accuracy);
       since_improvement = 0;
       outcome.best_epoch = epoch + 1;
       outcome.head_val_accuracy = heads;
-      best_weights = std::make_unique<ModuleSnapshot>(*block);
+      best_weights = std::make_unique<ModuleSnapshot>(*parts.modules);
     } else if (o.patience > 0 && ++since_improvement >= o.patience) {
       break;
     }
   }
-  if (best_weights) best_weights->restore(*block);  // also drops the gradients
-  for (auto& p : block->parameters()) p.mutable_grad() = at::Tensor();
+  if (best_weights) best_weights->restore(*parts.modules);  // also drops the gradients
+  for (auto& p : parts.modules->parameters()) p.mutable_grad() = at::Tensor();
   return outcome;
 }
 

@@ -14,6 +14,9 @@
 #include <string>
 #include <vector>
 
+#include "neuroflux/config.h"
+#include "neuroflux/data/data_splits.h"
+#include "neuroflux/models/unit_chain.h"
 #include "neuroflux/plan/planner.h"
 #include "neuroflux/profile/profile.h"
 
@@ -38,5 +41,13 @@ struct StagePlacement {
 /// ConfigError when there are more ranks than units.
 StagePlacement place_stages(const Profile& profile, const Planner& planner, int64_t ranks,
                             int64_t batch, int64_t max_batch_size, std::optional<int64_t> budget);
+
+/// Every unit with the head the method gives it (local: fixed width; neuroflux: adaptive),
+/// profiled. `chain`'s weights are left as they were.
+Profile pipeline_profile(const Config& config, UnitChain chain, const c10::Device& device);
+
+/// The stages of `ranks` ranks for this config (micro-batch train.batch_size, or "auto").
+StagePlacement pipeline_placement(const Config& config, const Profile& profile,
+                                  const data::DataSplits& data, int64_t ranks);
 
 }  // namespace neuroflux

@@ -7,19 +7,10 @@
 #include "neuroflux/data/data_splits.h"
 #include "neuroflux/models/unit_chain.h"
 #include "neuroflux/plan/stage_placement.h"
-#include "neuroflux/profile/profile.h"
 #include "neuroflux/report.h"
 #include "neuroflux/train/training_setup.h"
 
 namespace neuroflux {
-
-/// Every unit with the head the method gives it (local: fixed width; neuroflux: adaptive),
-/// profiled. `chain`'s weights are left as they were.
-Profile pipeline_profile(const Config& config, UnitChain chain, const c10::Device& device);
-
-/// The stages of `ranks` ranks for this config (micro-batch train.batch_size, or "auto").
-StagePlacement pipeline_placement(const Config& config, const Profile& profile,
-                                  const data::DataSplits& data, int64_t ranks);
 
 class PipelineTrainer {
  public:
