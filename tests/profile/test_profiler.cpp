@@ -1,0 +1,52 @@
+#include <catch2/catch.hpp>
+#include <torch/torch.h>
+
+#include "neuroflux/local/local_model.h"
+#include "neuroflux/models/model_zoo.h"
+#include "neuroflux/profile/profiler.h"
+
+using namespace neuroflux;
+
+namespace {
+
+LocalModel small_model() {
+  ModelConfig mc;
+  mc.name = "simplecnn";
+  mc.width = 0.25;
+  auto chain = build_model(mc, {1, 16, 16}, 4);
+  return LocalModel(chain, fixed_head_specs(chain->size(), 8));
+}
+
+}  // namespace
+
+TEST_CASE("profiling measures every unit and leaves the weights as they were",
+          "[profile][unit]") {
+  torch::manual_seed(3);
+  LocalModel model = small_model();
+  std::vector<at::Tensor> before;
+  for (const auto& p : model->parameters()) before.push_back(p.detach().clone());
+
+  ProfilerOptions options;
+  options.batch_sizes = {4, 16};
+  options.repeats = 1;
+  options.unit_modes = false;
+  Profiler profiler(options, torch::kCPU);
+  const Profile profile = profiler.profile(model);
+
+  REQUIRE(static_cast<int64_t>(profile.units.size()) == model->size());
+  for (const UnitProfile& u : profile.units) {
+    int64_t params = 0;
+    for (const auto& p : model->unit_and_head_parameters(u.unit)) params += p.numel() * 4;
+    CHECK(u.param_bytes == params);
+    CHECK(u.grad_bytes == params);
+    CHECK(u.optimizer_bytes == params);  // SGD with momentum: one buffer per parameter
+    REQUIRE(u.transient_peaks.size() == 2);
+    // A step on four times the batch keeps more activations alive.
+    CHECK(u.transient_peaks[1].second > u.transient_peaks[0].second);
+    CHECK(u.transient_per_sample > 0);
+    for (const auto& [batch, seconds] : u.step_seconds) CHECK(seconds > 0);
+  }
+  const auto after = model->parameters();
+  REQUIRE(after.size() == before.size());
+  for (size_t i = 0; i < before.size(); ++i) CHECK(torch::equal(after[i].detach(), before[i]));
+}
