@@ -8,7 +8,8 @@
 namespace neuroflux {
 
 /// Creates `dir` (and its parents) and marks it as made by this run; an existing marked
-/// directory (a resumed run's) is kept as it is.
+/// directory (a resumed run's) is kept as it is, an existing empty one is marked. Any other
+/// existing path, or one that cannot be created, is a DataError naming it.
 void create_owned_directory(const std::string& dir);
 
 /// Removes `dir` with everything in it when it carries the mark; returns whether it did.
