@@ -30,4 +30,12 @@ mkdir -p "$tmp/data"; printf '\x00\x00\x08\x03\x00\x00\x00\x10' > "$tmp/data/tra
 printf '\x00\x00\x08\x01\x00\x00\x00\x10' > "$tmp/data/train-labels-idx1-ubyte"
 expect 3 "train-images-idx3-ubyte" -- "$bin" train --config "$cfg" --set data.root="$tmp/data" --out "$tmp/c"
 [ ! -e "$tmp/c/report.json" ] || { echo "FAIL: a failed run wrote a report"; fail=1; }
+expect 3 "/proc/nf-out: cannot create the output directory" -- \
+  "$bin" train --config "$cfg" --out /proc/nf-out
+expect 3 "/proc/nf-bench: cannot create the output directory" -- \
+  "$bin" bench --config "$cfg" --out /proc/nf-bench
+expect 2 "/data/val_fraction: .* holds none out for validation" -- "$bin" train --config "$cfg" \
+  --set data.name=synthetic --set data.train_size=8 --set data.val_fraction=0 --out "$tmp/d"
+expect 2 "/data/train_limit: leaves 1 training sample" -- "$bin" train --config "$cfg" \
+  --set data.train_limit=2 --set data.val_fraction=0.5 --out "$tmp/e"
 exit $fail

@@ -140,7 +140,7 @@ int bench_command(const Args& args) {
   }
   const Config base = load_config(parsed);
   const std::string out = base.output.dir;
-  fs::create_directories(out);
+  prepare_output_directory(out);
   std::vector<std::string> methods;
   {
     std::stringstream list(parsed["methods"].as<std::string>());

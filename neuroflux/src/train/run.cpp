@@ -2,7 +2,6 @@
 
 #include <torch/torch.h>
 
-#include <filesystem>
 #include <thread>
 
 #include "neuroflux/data/data_splits.h"
@@ -38,6 +37,23 @@ c10::Device parse_device(const std::string& text) {
   return device;
 }
 
+/// Every method picks epochs (and NeuroFlux its exit) on the validation split and trains in
+/// batches of at least two (batch norm): splits that leave either empty are refused up front.
+void check_splits_usable(const data::DataSplits& splits, const DataConfig& data) {
+  const std::string size_key = data.name == "synthetic" ? "/data/train_size"
+                               : data.train_limit > 0   ? "/data/train_limit"
+                                                        : "/data/val_fraction";
+  if (splits.train.size() < 2)
+    throw ConfigError(size_key + ": leaves " + std::to_string(splits.train.size()) +
+                      " training sample(s) after the validation split; training needs at least 2");
+  if (splits.val.size() == 0)
+    throw ConfigError("/data/val_fraction: " + std::to_string(data.val_fraction) + " of " +
+                      std::to_string(splits.train.size()) +
+                      " training samples holds none out for validation, which chooses the best "
+                      "epoch and the exit; raise data.val_fraction or " +
+                      (data.name == "synthetic" ? "data.train_size" : "data.train_limit"));
+}
+
 PreparedRun prepare_run(const Config& config, int64_t local_ranks) {
   configure_threads(config.threads, local_ranks);
   const c10::Device device = parse_device(config.device);
@@ -52,6 +68,7 @@ PreparedRun prepare_run(const Config& config, int64_t local_ranks) {
            " test, " + std::to_string(splits.channels) + "x" + std::to_string(splits.height) +
            "x" + std::to_string(splits.width) + " (" + std::to_string(load_watch.seconds()) +
            " s)");
+  check_splits_usable(splits, config.data);
   if (config.model.in_channels != 0 && config.model.in_channels != splits.channels)
     throw ConfigError("/model/in_channels: " + std::to_string(config.model.in_channels) +
                       " does not match the data set's " + std::to_string(splits.channels) +
@@ -69,24 +86,23 @@ PreparedRun prepare_run(const Config& config, int64_t local_ranks) {
 
 Report run_training(const Config& config, bool resume, std::shared_ptr<Communicator> comm,
                     int64_t local_ranks) {
-  PreparedRun run = prepare_run(config, local_ranks);
-
   TrainingSetup setup;
   setup.config = config;
-  setup.device = run.device;
   setup.out_dir = config.output.dir;
   setup.resume = resume;
   if (comm) {
-    if (run.device.is_cuda())
-      throw ConfigError("/device: distributed training on CUDA needs ProcessGroupNCCL, which this "
-                        "build does not include; use \"cpu\" (Gloo)");
     setup.comm = comm;
     if (comm->rank() > 0) {
       setup.out_dir += "/rank-" + std::to_string(comm->rank());
       setup.write_results = false;
     }
   }
-  std::filesystem::create_directories(setup.out_dir);
+  if (!setup.out_dir.empty()) prepare_output_directory(setup.out_dir);  // before data loads
+  PreparedRun run = prepare_run(config, local_ranks);
+  setup.device = run.device;
+  if (comm && run.device.is_cuda())
+    throw ConfigError("/device: distributed training on CUDA needs ProcessGroupNCCL, which this "
+                      "build does not include; use \"cpu\" (Gloo)");
   if (setup.write_results)
     write_file_atomic(setup.out_dir + "/config.json", config.to_json().dump(2) + "\n");
   if (comm && config.distributed.mode == "pipeline")

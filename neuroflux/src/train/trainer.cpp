@@ -2,14 +2,13 @@
 
 #include <torch/torch.h>
 
-#include <filesystem>
-
 #include "neuroflux/exit/exported_model.h"
 #include "neuroflux/memory_meter.h"
 #include "neuroflux/train/backprop_trainer.h"
 #include "neuroflux/train/local_trainer.h"
 #include "neuroflux/train/neuroflux_trainer.h"
 #include "neuroflux/train/run.h"
+#include "neuroflux/util/atomic_file.h"
 
 namespace neuroflux {
 
@@ -65,7 +64,7 @@ FitResult Trainer::fit(UnitChain chain, const data::ImageDataset& train,
   setup.config = config;
   setup.device = parse_device(config.device);
   setup.out_dir = config.output.dir;
-  if (!setup.out_dir.empty()) std::filesystem::create_directories(setup.out_dir);
+  if (!setup.out_dir.empty()) prepare_output_directory(setup.out_dir);
 
   FitResult result;
   if (config.method == "neuroflux") {

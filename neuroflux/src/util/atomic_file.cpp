@@ -31,6 +31,17 @@ void sync_path(const std::string& path, int flags) {
     throw DataError(path + ": cannot sync to disk: " + std::strerror(sync_errno));
 }
 
+/// Parent directories of `path`, as a DataError naming them when they cannot be made.
+void create_parents(const std::string& path) {
+  const fs::path target(path);
+  if (!target.has_parent_path()) return;
+  std::error_code error;
+  fs::create_directories(target.parent_path(), error);
+  if (error)
+    throw DataError(target.parent_path().string() + ": cannot create the directory: " +
+                    error.message());
+}
+
 }  // namespace
 
 std::string temporary_path(const std::string& path) {
@@ -40,7 +51,7 @@ std::string temporary_path(const std::string& path) {
 void write_atomic_with(const std::string& path,
                        const std::function<void(const std::string& temp_path)>& write) {
   const fs::path target(path);
-  if (target.has_parent_path()) fs::create_directories(target.parent_path());
+  create_parents(path);
   const std::string temp = temporary_path(path);
   try {
     write(temp);
@@ -56,7 +67,8 @@ void write_atomic_with(const std::string& path,
     fs::remove(temp, error);
     throw DataError(path + ": cannot replace the file: " + error.message());
   }
-  sync_path(target.has_parent_path() ? target.parent_path().string() : ".", O_RDONLY | O_DIRECTORY);
+  sync_path(target.has_parent_path() ? target.parent_path().string() : ".",
+            O_RDONLY | O_DIRECTORY);
 }
 
 void write_file_atomic(const std::string& path, const std::string& content) {
@@ -78,6 +90,20 @@ std::string read_file(const std::string& path) {
   std::stringstream buffer;
   buffer << in.rdbuf();
   return buffer.str();
+}
+
+void prepare_output_directory(const std::string& dir) {
+  std::error_code error;
+  fs::create_directories(dir, error);
+  if (error) throw DataError(dir + ": cannot create the output directory: " + error.message());
+  if (!fs::is_directory(dir, error))
+    throw DataError(dir + ": the output directory is not a directory");
+  const std::string probe = temporary_path(dir + "/.neuroflux-write-test");
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0)
+    throw DataError(dir + ": cannot write in the output directory: " + std::strerror(errno));
+  ::close(fd);
+  ::unlink(probe.c_str());
 }
 
 }  // namespace neuroflux

@@ -21,4 +21,8 @@ void write_atomic_with(const std::string& path,
 
 std::string read_file(const std::string& path);
 
+/// Creates `dir` (and its parents) and checks that a file can be written in it: a DataError
+/// naming the directory and the system's reason otherwise, before any work would be lost.
+void prepare_output_directory(const std::string& dir);
+
 }  // namespace neuroflux
