@@ -19,6 +19,25 @@ TEST_CASE("aux heads have the documented shape and cost", "[local][unit]") {
   CHECK(aux_head_activation_bytes({8, 7, 7}, {2, 16, false}) == 4.0 * (8 + 48) * 16);
 }
 
+TEST_CASE("deep heads pool to a few pixels, then 1x1 convs and a small MLP", "[local][unit]") {
+  const int64_t f = 16, classes = 10;
+  const AuxHeadSpec spec{1, f, false, true, "deep"};
+  auto head = make_aux_head({8, 14, 14}, spec, classes);
+  const at::Tensor out = head->forward(torch::randn({3, 8, 14, 14}));
+  CHECK(out.sizes() == torch::IntArrayRef({3, classes}));
+  int64_t params = 0;
+  for (const auto& p : head->parameters()) params += p.numel();
+  // conv 8->F and F->F without bias, two batch norms, Linear(16F -> F), Linear(F -> classes).
+  CHECK(params == 8 * f + f * f + 2 * 2 * f + (16 * f * f + f) + (f * classes + classes));
+  CHECK(aux_head_activation_bytes({8, 14, 14}, spec) == 4.0 * ((8 + 6 * f) * 16 + 2 * f));
+  // A 2x2 map keeps its 2x2: the head never pools to one pixel on purpose.
+  CHECK(aux_head_activation_bytes({8, 2, 2}, spec) == 4.0 * ((8 + 6 * f) * 4 + 2 * f));
+  CHECK(make_aux_head({8, 2, 2}, spec, classes)->forward(torch::randn({2, 8, 2, 2})).size(1) ==
+        classes);
+  CHECK(AuxHeadSpec::from_json(spec.to_json()) == spec);
+  CHECK(AuxHeadSpec::from_json(AuxHeadSpec{2, 8, false}.to_json()).family == "conv");
+}
+
 TEST_CASE("the adaptive rule respects both fractions and pools only where needed",
           "[local][unit]") {
   // Cheap head timing model: proportional to F * pooled area.

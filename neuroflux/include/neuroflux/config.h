@@ -70,7 +70,7 @@ struct TrainConfig {
 };
 
 struct NeuroFluxConfig {
-  std::string aux = "adaptive";        ///< adaptive|fixed
+  std::string aux = "adaptive";        ///< adaptive|fixed|deep (local/aux_head.h)
   int64_t aux_width = 64;              ///< fixed heads' width (and local learning's)
   double aux_memory_fraction = 0.25;
   double aux_compute_fraction = 0.2;

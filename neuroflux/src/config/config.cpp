@@ -74,7 +74,7 @@ void read_train(JsonReader r, TrainConfig& t) {
 }
 
 void read_neuroflux(JsonReader r, NeuroFluxConfig& n) {
-  r.choice("aux", n.aux, {"adaptive", "fixed"});
+  r.choice("aux", n.aux, {"adaptive", "fixed", "deep"});
   r.integer("aux_width", n.aux_width, 1);
   r.number("aux_memory_fraction", n.aux_memory_fraction, 0.0, 1.0, true);
   r.number("aux_compute_fraction", n.aux_compute_fraction, 0.0, 1.0, true);

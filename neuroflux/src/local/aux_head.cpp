@@ -11,7 +11,8 @@ namespace neuroflux {
 namespace nn = torch::nn;
 
 nlohmann::json AuxHeadSpec::to_json() const {
-  return {{"pool", pool}, {"width", width}, {"classifier", classifier}, {"batch_norm", batch_norm}};
+  return {{"pool", pool},         {"width", width},  {"classifier", classifier},
+          {"batch_norm", batch_norm}, {"family", family}};
 }
 
 AuxHeadSpec AuxHeadSpec::from_json(const nlohmann::json& j) {
@@ -20,12 +21,36 @@ AuxHeadSpec AuxHeadSpec::from_json(const nlohmann::json& j) {
   s.width = j.at("width");
   s.classifier = j.value("classifier", false);
   s.batch_norm = j.value("batch_norm", true);
+  s.family = j.value("family", std::string("conv"));
+  if (s.family != "conv" && s.family != "deep")
+    throw nlohmann::json::other_error::create(501, "unknown head family " + s.family, nullptr);
   return s;
 }
 
 namespace {
 
 int64_t pooled(int64_t size, int64_t pool) { return (size + pool - 1) / pool; }  // ceil_mode
+
+nn::Sequential make_deep_head(const std::vector<int64_t>& input_shape, const AuxHeadSpec& spec,
+                              int64_t num_classes) {
+  const int64_t side_h = std::min<int64_t>(4, input_shape[1]);
+  const int64_t side_w = std::min<int64_t>(4, input_shape[2]);
+  nn::Sequential head;
+  head->push_back(nn::AdaptiveAvgPool2d(nn::AdaptiveAvgPool2dOptions({side_h, side_w})));
+  int64_t channels = input_shape[0];
+  for (int layer = 0; layer < 2; ++layer) {
+    head->push_back(
+        nn::Conv2d(nn::Conv2dOptions(channels, spec.width, 1).bias(!spec.batch_norm)));
+    if (spec.batch_norm) head->push_back(nn::BatchNorm2d(spec.width));
+    head->push_back(nn::ReLU());
+    channels = spec.width;
+  }
+  head->push_back(nn::Flatten());
+  head->push_back(nn::Linear(spec.width * side_h * side_w, spec.width));
+  head->push_back(nn::ReLU());
+  head->push_back(nn::Linear(spec.width, num_classes));
+  return head;
+}
 
 }  // namespace
 
@@ -34,9 +59,12 @@ nn::Sequential make_aux_head(const std::vector<int64_t>& input_shape, const AuxH
   TORCH_CHECK(input_shape.size() == 3, "aux head: expected a (C, H, W) input shape");
   TORCH_CHECK(spec.pool >= 1 && spec.width >= 1, "aux head: bad spec pool=", spec.pool,
               " width=", spec.width);
+  if (spec.family == "deep") return make_deep_head(input_shape, spec, num_classes);
+  TORCH_CHECK(spec.family == "conv", "aux head: unknown family ", spec.family);
   nn::Sequential head;
   if (spec.pool > 1)
-    head->push_back(nn::AvgPool2d(nn::AvgPool2dOptions(spec.pool).stride(spec.pool).ceil_mode(true)));
+    head->push_back(
+        nn::AvgPool2d(nn::AvgPool2dOptions(spec.pool).stride(spec.pool).ceil_mode(true)));
   head->push_back(nn::Conv2d(
       nn::Conv2dOptions(input_shape[0], spec.width, 3).padding(1).bias(!spec.batch_norm)));
   if (spec.batch_norm) head->push_back(nn::BatchNorm2d(spec.width));
@@ -49,6 +77,12 @@ nn::Sequential make_aux_head(const std::vector<int64_t>& input_shape, const AuxH
 
 double aux_head_activation_bytes(const std::vector<int64_t>& input_shape,
                                  const AuxHeadSpec& spec) {
+  if (spec.family == "deep") {
+    const double s2 = static_cast<double>(std::min<int64_t>(4, input_shape[1]) *
+                                          std::min<int64_t>(4, input_shape[2]));
+    const double width = static_cast<double>(spec.width);
+    return 4.0 * ((static_cast<double>(input_shape[0]) + 6.0 * width) * s2 + 2.0 * width);
+  }
   const double hw = static_cast<double>(pooled(input_shape[1], spec.pool)) *
                     static_cast<double>(pooled(input_shape[2], spec.pool));
   return 4.0 * (static_cast<double>(input_shape[0]) + 3.0 * spec.width) * hw;

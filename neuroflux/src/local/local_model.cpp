@@ -30,10 +30,16 @@ std::vector<at::Tensor> LocalModelImpl::unit_and_head_parameters(int64_t unit) {
   return params;
 }
 
-std::vector<AuxHeadSpec> fixed_head_specs(int64_t units, int64_t width, bool batch_norm) {
-  std::vector<AuxHeadSpec> specs(units, AuxHeadSpec{1, width, false, batch_norm});
+std::vector<AuxHeadSpec> fixed_head_specs(int64_t units, int64_t width, bool batch_norm,
+                                          const std::string& family) {
+  std::vector<AuxHeadSpec> specs(units, AuxHeadSpec{1, width, false, batch_norm, family});
   specs.back() = AuxHeadSpec{1, 0, true};
   return specs;
+}
+
+std::vector<AuxHeadSpec> classic_head_specs(const Config& config, int64_t units) {
+  return fixed_head_specs(units, config.neuroflux.aux_width, config.model.batch_norm,
+                          config.neuroflux.aux == "deep" ? "deep" : "conv");
 }
 
 void move_units_to_device(LocalModel& model, int64_t first, int64_t last,

@@ -127,10 +127,8 @@ Profile pipeline_profile(const Config& config, UnitChain chain, const c10::Devic
   Stopwatch watch;
   const ModuleSnapshot snapshot(*chain);
   Profiler profiler(profiler_options(config), device);
-  LocalModel probe(chain, config.method == "local"
-                              ? fixed_head_specs(chain->size(), config.neuroflux.aux_width,
-                                                 config.model.batch_norm)
-                              : choose_head_specs(config, chain, profiler));
+  LocalModel probe(chain, config.method == "local" ? classic_head_specs(config, chain->size())
+                                                  : choose_head_specs(config, chain, profiler));
   probe->to(device);
   Profile profile = profiler.profile(probe);
   snapshot.restore(*chain);

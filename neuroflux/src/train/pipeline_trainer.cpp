@@ -239,8 +239,7 @@ std::pair<LocalModel, Profile> stage_model(const TrainingSetup& setup, UnitChain
   Communicator& comm = *setup.comm;
   LocalModel model{nullptr};
   if (config.method == "local") {
-    model = LocalModel(chain, fixed_head_specs(chain->size(), config.neuroflux.aux_width,
-                                               config.model.batch_norm));
+    model = LocalModel(chain, classic_head_specs(config, chain->size()));
     model->to(setup.device);
   }
   std::string profile_text;

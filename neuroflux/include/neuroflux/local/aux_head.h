@@ -1,7 +1,14 @@
-// Auxiliary heads: the small classifier each unit learns from in local learning.
+// Auxiliary heads: the small classifier each unit learns from in local learning. Two families:
 //
-//   [AvgPool(p), where the map is large] -> conv3x3(C -> F) + BN + ReLU -> AdaptiveAvgPool(1)
-//   -> Linear(F -> classes)
+//   conv  [AvgPool(p), where the map is large] -> conv3x3(C -> F) + BN + ReLU
+//         -> AdaptiveAvgPool(1) -> Linear(F -> classes)
+//   deep  AdaptiveAvgPool(s x s, s = min(4, map side)) -> 2 x [conv1x1 + BN + ReLU] (width F)
+//         -> Linear(F s^2 -> F) + ReLU -> Linear(F -> classes)
+//
+// The deep family follows DGL's heads (Belilovsky et al., ICML 2020): pooling to a few pixels
+// instead of one keeps where in the map a feature fired, and the extra non-linear layers let the
+// head separate classes without forcing the unit itself to become linearly separable, which is
+// what costs greedy local learning its accuracy on deep networks.
 //
 // The pre-pool p and width F decide what a head costs. A head at full resolution with a wide conv
 // can cost as much compute as its unit (a prototype measured +43-90% on VGG-11 / Fashion-MNIST),
@@ -14,6 +21,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <vector>
 
 namespace neuroflux {
@@ -25,12 +33,13 @@ struct AuxHeadSpec {
   /// Batch norm after the conv, as in the model (model.batch_norm): a model trained without it
   /// (row-centric stacks, data parallel that must equal one process) gets heads without it too.
   bool batch_norm = true;
+  std::string family = "conv";  ///< conv | deep (see above); `pool` applies to conv only
 
   nlohmann::json to_json() const;
   static AuxHeadSpec from_json(const nlohmann::json& json);
   bool operator==(const AuxHeadSpec& o) const {
     return pool == o.pool && width == o.width && classifier == o.classifier &&
-           batch_norm == o.batch_norm;
+           batch_norm == o.batch_norm && family == o.family;
   }
 };
 
@@ -38,8 +47,9 @@ struct AuxHeadSpec {
 torch::nn::Sequential make_aux_head(const std::vector<int64_t>& input_shape,
                                     const AuxHeadSpec& spec, int64_t num_classes);
 
-/// Activation bytes per sample a head keeps for its backward pass (float32): the conv's pooled
-/// input, and the conv, BN and ReLU outputs: 4 * (C + 3F) * h * w.
+/// Activation bytes per sample a head keeps for its backward pass (float32). conv: the conv's
+/// pooled input, and the conv, BN and ReLU outputs: 4 * (C + 3F) * h * w. deep: the pooled
+/// input, three maps per 1x1 layer and the MLP's hidden layer: 4 * ((C + 6F) * s^2 + 2F).
 double aux_head_activation_bytes(const std::vector<int64_t>& input_shape, const AuxHeadSpec& spec);
 
 /// What the adaptive rule knows of a unit: its output shape and its measured training cost.

@@ -5,8 +5,10 @@
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/sequential.h>
 
+#include <string>
 #include <vector>
 
+#include "neuroflux/config.h"
 #include "neuroflux/local/aux_head.h"
 #include "neuroflux/models/unit_chain.h"
 
@@ -32,13 +34,19 @@ class LocalModelImpl : public torch::nn::Module {
 };
 TORCH_MODULE(LocalModel);
 
+/// The heads classic local learning trains with (and NeuroFlux with neuroflux.aux other than
+/// "adaptive"): width neuroflux.aux_width, the deep family for neuroflux.aux = "deep", else conv.
+std::vector<AuxHeadSpec> classic_head_specs(const Config& config, int64_t units);
+
 /// Units [first, last] of `model` and their heads to `device`, tracked as the block in training
 /// (memory/device_residency.h), or back to untracked host memory.
 void move_units_to_device(LocalModel& model, int64_t first, int64_t last,
                           const c10::Device& device);
 void move_units_to_host(LocalModel& model, int64_t first, int64_t last, const c10::Device& device);
 
-/// Fixed heads: {pool 1, width} for every unit but the last, the classifier for the last.
-std::vector<AuxHeadSpec> fixed_head_specs(int64_t units, int64_t width, bool batch_norm = true);
+/// Fixed heads: {pool 1, width} of `family` for every unit but the last, the classifier for the
+/// last.
+std::vector<AuxHeadSpec> fixed_head_specs(int64_t units, int64_t width, bool batch_norm = true,
+                                          const std::string& family = "conv");
 
 }  // namespace neuroflux
