@@ -34,6 +34,7 @@ std::pair<std::string, std::vector<std::string>> expand_method(const std::string
       {"bitmap", {"model.activations=bitmap"}},
       {"fixed", {"neuroflux.aux=fixed"}},
       {"adaptive", {"neuroflux.aux=adaptive"}},
+      {"deep", {"neuroflux.aux=deep"}},
       {"disk", {"neuroflux.cache.where=disk"}},
       {"fp32cache", {"neuroflux.cache.dtype=float32"}},
       {"noexit", {"neuroflux.progressive_exit=false"}},

@@ -31,7 +31,7 @@ Report LocalTrainer::fit(UnitChain chain, const data::DataSplits& data) {
   const Config& config = setup_.config;
   const c10::Device device = setup_.device;
   MemoryMeter& meter = MemoryMeter::of(device);
-  LocalModel model(chain, fixed_head_specs(chain->size(), config.neuroflux.aux_width, config.model.batch_norm));
+  LocalModel model(chain, classic_head_specs(config, chain->size()));
   model->to(device);
   const int64_t n = model->size();
   const std::string what = "local " + chain->name();
