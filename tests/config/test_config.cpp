@@ -64,6 +64,10 @@ TEST_CASE("bad values are refused with the JSON path", "[config][unit]") {
   CHECK(error_of({{"model", {{"width", 0}}}}).rfind("/model/width:", 0) == 0);
   CHECK(error_of({{"data", {{"val_fraction", 1.5}}}}).rfind("/data/val_fraction:", 0) == 0);
   CHECK(error_of({{"train", "fast"}}).rfind("/train: expected an object", 0) == 0);
+  CHECK(error_of({{"neuroflux", {{"module_units", 0}}}}).rfind("/neuroflux/module_units:", 0) == 0);
+  CHECK(error_of({{"neuroflux", {{"module_units", "block"}}}})
+            .rfind("/neuroflux/module_units:", 0) == 0);
+  CHECK(error_of({{"neuroflux", {{"aux", "huge"}}}}).rfind("/neuroflux/aux:", 0) == 0);
   CHECK(error_of({{"method", "magic"}}).rfind("/method: expected one of", 0) == 0);
   CHECK(error_of({{"train", {{"batch_size", 0}}}}).rfind("/train/batch_size:", 0) == 0);
   CHECK(error_of({{"neuroflux", {{"cache", {{"where", "cloud"}}}}}})

@@ -3,15 +3,16 @@
 
 #include <filesystem>
 
+#include "neuroflux/cache/block_inputs.h"
 #include "neuroflux/data/data_splits.h"
 #include "neuroflux/errors.h"
 #include "neuroflux/exit/exported_model.h"
+#include "neuroflux/memory/device_residency.h"
 #include "neuroflux/memory_meter.h"
 #include "neuroflux/models/model_zoo.h"
 #include "neuroflux/models/sequential_stage.h"
-#include "neuroflux/cache/block_inputs.h"
+#include "neuroflux/models/unit_groups.h"
 #include "neuroflux/train/block_trainer.h"
-#include "neuroflux/memory/device_residency.h"
 #include "neuroflux/train/neuroflux_trainer.h"
 #include "neuroflux/train/run.h"
 #include "neuroflux/util/atomic_file.h"
@@ -96,6 +97,27 @@ TEST_CASE("neuroflux trains under a budget that backprop's batch needs three tim
   // The exported early exit reloads and gives the reported accuracy.
   ExportDescription description;
   auto exported = load_exported(nf.output.dir + "/model.pt", &description);
+  CHECK(description.exit_unit == report.final.exit_unit);
+  CHECK(parameter_count(exported) == report.final.params);
+}
+
+TEST_CASE("modules of several units train, exit and export on module boundaries",
+          "[neuroflux][integration]") {
+  Config config = synthetic_config("neuroflux");
+  config.train.epochs = 1;
+  config.neuroflux.module_units = 0;  // "stage": one module per resolution
+  config.neuroflux.aux = "deep";
+  config.output.dir = fresh_dir("modules");
+  const Report report = run_training(config, false);
+  UnitChain units = build_model(config.model, {3, 16, 16}, 4);
+  const auto stages = static_cast<int64_t>(module_sizes(0, *units).size());
+  REQUIRE(stages < units->size());
+  const auto heads = report.extra.at("head_val_accuracy");
+  CHECK(static_cast<int64_t>(heads.size()) == stages);  // one head per module
+  CHECK(report.blocks.back().last_unit == stages - 1);
+  ExportDescription description;
+  auto exported = load_exported(config.output.dir + "/model.pt", &description);
+  CHECK(description.module_units == 0);
   CHECK(description.exit_unit == report.final.exit_unit);
   CHECK(parameter_count(exported) == report.final.params);
 }

@@ -35,6 +35,8 @@ std::pair<std::string, std::vector<std::string>> expand_method(const std::string
       {"fixed", {"neuroflux.aux=fixed"}},
       {"adaptive", {"neuroflux.aux=adaptive"}},
       {"deep", {"neuroflux.aux=deep"}},
+      {"stage", {"neuroflux.module_units=\"stage\""}},
+      {"module2", {"neuroflux.module_units=2"}},
       {"disk", {"neuroflux.cache.where=disk"}},
       {"fp32cache", {"neuroflux.cache.dtype=float32"}},
       {"noexit", {"neuroflux.progressive_exit=false"}},

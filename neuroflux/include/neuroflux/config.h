@@ -72,6 +72,9 @@ struct TrainConfig {
 struct NeuroFluxConfig {
   std::string aux = "adaptive";        ///< adaptive|fixed|deep (local/aux_head.h)
   int64_t aux_width = 64;              ///< fixed heads' width (and local learning's)
+  /// Units per gradient-isolated module (models/unit_groups.h); 0 = "stage": one module per
+  /// resolution stage.
+  int64_t module_units = 1;
   double aux_memory_fraction = 0.25;
   double aux_compute_fraction = 0.2;
   int64_t block_patience = 2;

@@ -76,6 +76,7 @@ void read_train(JsonReader r, TrainConfig& t) {
 void read_neuroflux(JsonReader r, NeuroFluxConfig& n) {
   r.choice("aux", n.aux, {"adaptive", "fixed", "deep"});
   r.integer("aux_width", n.aux_width, 1);
+  r.integer_or_word("module_units", n.module_units, "stage", 0);
   r.number("aux_memory_fraction", n.aux_memory_fraction, 0.0, 1.0, true);
   r.number("aux_compute_fraction", n.aux_compute_fraction, 0.0, 1.0, true);
   r.integer("block_patience", n.block_patience, 1);
@@ -141,6 +142,9 @@ Config Config::from_json(const json& value) {
   if ((c.memory.strategy == "checkpoint" || c.memory.strategy == "offload") && !c.memory.budget)
     throw ConfigError("/memory/strategy: \"" + c.memory.strategy +
                       "\" chooses what to keep under memory.budget, which is not set");
+  if (c.neuroflux.module_units != 1 && c.model.row_centric.enabled)
+    throw ConfigError("/neuroflux/module_units: row-centric execution runs single conv-stack "
+                      "units; with /model/row_centric keep one unit per module (1)");
   if (c.train.max_batch_size < c.train.batch_size)
     throw ConfigError("/train/max_batch_size: " + std::to_string(c.train.max_batch_size) +
                       " is below /train/batch_size " + std::to_string(c.train.batch_size));
@@ -236,6 +240,8 @@ json Config::to_json() const {
         {"step_size", train.step_size}, {"gamma", train.gamma}}},
       {"neuroflux",
        {{"aux", neuroflux.aux}, {"aux_width", neuroflux.aux_width},
+        {"module_units",
+         neuroflux.module_units == 0 ? json("stage") : json(neuroflux.module_units)},
         {"aux_memory_fraction", neuroflux.aux_memory_fraction},
         {"aux_compute_fraction", neuroflux.aux_compute_fraction},
         {"block_patience", neuroflux.block_patience},

@@ -5,6 +5,7 @@
 #include "neuroflux/errors.h"
 #include "neuroflux/models/model_zoo.h"
 #include "neuroflux/models/sequential_stage.h"
+#include "neuroflux/models/unit_groups.h"
 #include "neuroflux/util/atomic_file.h"
 
 namespace neuroflux {
@@ -21,7 +22,8 @@ json ExportDescription::to_json() const {
           {"head", head.to_json()},
           {"model", model_config},
           {"input_shape", input_shape},
-          {"num_classes", num_classes}};
+          {"num_classes", num_classes},
+          {"module_units", module_units}};
 }
 
 ExportDescription ExportDescription::from_json(const json& j) {
@@ -31,6 +33,7 @@ ExportDescription ExportDescription::from_json(const json& j) {
   d.model_config = j.at("model");
   d.input_shape = j.at("input_shape").get<std::vector<int64_t>>();
   d.num_classes = j.at("num_classes");
+  d.module_units = j.value("module_units", 1);
   return d;
 }
 
@@ -62,6 +65,7 @@ ExportDescription describe_export(const Config& config, UnitChainImpl& chain, in
   d.model_config["in_channels"] = chain.input_shape()[0];
   d.input_shape = chain.input_shape();
   d.num_classes = chain.num_classes();
+  d.module_units = effective_module_units(config);
   return d;
 }
 
@@ -97,7 +101,10 @@ torch::nn::Sequential load_exported(const std::string& path, ExportDescription* 
   json model_json = d.model_config;
   json wrapper = {{"model", model_json}};
   const Config config = Config::from_json(wrapper);
-  UnitChain chain = build_model(config.model, d.input_shape, d.num_classes);
+  UnitChain built = build_model(config.model, d.input_shape, d.num_classes);
+  UnitChain chain = d.module_units == 1
+                        ? built
+                        : group_units(built, module_sizes(d.module_units, *built));
   torch::nn::Sequential head = d.head.classifier
                                    ? chain->classifier()
                                    : make_aux_head(chain->output_shape(d.exit_unit), d.head,

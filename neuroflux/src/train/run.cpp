@@ -9,6 +9,7 @@
 #include "neuroflux/errors.h"
 #include "neuroflux/memory_meter.h"
 #include "neuroflux/models/model_zoo.h"
+#include "neuroflux/models/unit_groups.h"
 #include "neuroflux/train/backprop_trainer.h"
 #include "neuroflux/train/local_trainer.h"
 #include "neuroflux/train/neuroflux_trainer.h"
@@ -79,8 +80,9 @@ PreparedRun prepare_run(const Config& config, int64_t local_ranks) {
     throw ConfigError("/model/num_classes: " + std::to_string(num_classes) +
                       " is fewer than the data set's " + std::to_string(splits.num_classes) +
                       " classes");
-  UnitChain model = build_model(config.model, {splits.channels, splits.height, splits.width},
-                                num_classes);
+  UnitChain model = apply_module_units(
+      build_model(config.model, {splits.channels, splits.height, splits.width}, num_classes),
+      config);
   return {splits, model, device};
 }
 

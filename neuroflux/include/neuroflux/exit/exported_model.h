@@ -21,6 +21,9 @@ struct ExportDescription {
   nlohmann::json model_config;      ///< Config::to_json()["model"]
   std::vector<int64_t> input_shape; ///< per sample (C, H, W)
   int64_t num_classes = 0;
+  /// Units per module the network was trained with (models/unit_groups.h; 0 = per stage): the
+  /// exported units are modules of the built model's units.
+  int64_t module_units = 1;
 
   nlohmann::json to_json() const;
   static ExportDescription from_json(const nlohmann::json& json);
