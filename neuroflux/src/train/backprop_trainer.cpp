@@ -13,11 +13,11 @@
 #include "neuroflux/size_format.h"
 #include "neuroflux/train/batch_size_search.h"
 #include "neuroflux/train/block_input.h"
-#include "neuroflux/train/checkpoint.h"
 #include "neuroflux/train/evaluate.h"
 #include "neuroflux/train/memory_strategy.h"
 #include "neuroflux/util/atomic_file.h"
 #include "neuroflux/util/progress.h"
+#include "train/epoch_checkpoint.h"
 #include "train/training_loop.h"
 
 namespace neuroflux {
@@ -46,22 +46,16 @@ Report BackpropTrainer::fit(UnitChain model, const data::DataSplits& data) {
   model->to(device);
   model->train();
   const std::string what = "backprop " + model->name();
-  Checkpointer checkpointer(setup_.out_dir.empty() ? "" : setup_.out_dir + "/checkpoint");
-  const std::optional<json> saved =
-      setup_.resume && !setup_.out_dir.empty() ? checkpointer.peek() : std::nullopt;
-  if (saved) check_resumable(saved->at("state"), config, checkpointer.dir());
+  EpochCheckpoint checkpoint(setup_);
   Communicator* comm = setup_.comm.get();
-  if (comm && setup_.resume)
-    check_same_checkpoint(*comm, saved ? saved->at("state").at("epochs_done").get<int64_t>() : -1,
-                          checkpointer.dir());
 
   if (comm && config.model.row_centric.enabled)
     throw ConfigError("/model/row_centric: not with more than one rank: its stripes accumulate "
                       "weight gradients straight into .grad, past the gradient all-reduce");
   MemoryStrategy strategy(model, config, device);
   int64_t batch_size = 0;
-  if (saved) {
-    batch_size = saved->at("state").at("batch_size");
+  if (checkpoint.resuming()) {
+    batch_size = checkpoint.saved_state().at("batch_size");
   } else {
     const ModuleSnapshot snapshot(*model);
     auto trial = [&](int64_t b) {
@@ -99,12 +93,12 @@ Report BackpropTrainer::fit(UnitChain model, const data::DataSplits& data) {
 
   auto optimizer = make_optimizer(model->parameters(), config.train, config.train.lr);
   LoopState state;
-  if (saved) {
-    state = LoopState::from_json(*checkpointer.load(*model, optimizer.get()));
+  if (checkpoint.resuming()) {
+    state = checkpoint.load(*model, optimizer.get());
     log_line("resuming " + what + " after epoch " + std::to_string(state.epochs_done));
   }
 
-  if (comm && !saved) broadcast_module(*comm, *model);
+  if (comm && !checkpoint.resuming()) broadcast_module(*comm, *model);
   // Data parallel: hooks all-reduce gradient buckets while backward runs.
   std::unique_ptr<GradReducer> reducer;
   if (comm)
@@ -166,12 +160,7 @@ Report BackpropTrainer::fit(UnitChain model, const data::DataSplits& data) {
       log_line(what + " epoch " + std::to_string(epoch + 1) + ": loss " +
                std::to_string(stats.loss) + ", val accuracy " + std::to_string(val.accuracy) +
                ", " + std::to_string(stats.seconds) + " s");
-      if (!setup_.out_dir.empty()) {
-        json s = state.to_json();
-        s["batch_size"] = batch_size;
-        s["config"] = resumable_config(config);
-        checkpointer.save(*model, optimizer.get(), s, epoch + 1);
-      }
+      if (checkpoint.enabled()) checkpoint.save(*model, optimizer.get(), state, batch_size);
     }
     model->eval();
     Stopwatch eval_watch;

@@ -15,10 +15,10 @@
 #include "neuroflux/train/backprop_trainer.h"
 #include "neuroflux/train/block_input.h"
 #include "neuroflux/train/block_trainer.h"
-#include "neuroflux/train/checkpoint.h"
 #include "neuroflux/train/evaluate.h"
 #include "neuroflux/util/atomic_file.h"
 #include "neuroflux/util/progress.h"
+#include "train/epoch_checkpoint.h"
 #include "train/training_loop.h"
 
 namespace neuroflux {
@@ -58,18 +58,12 @@ Report LocalTrainer::fit(UnitChain chain, const data::DataSplits& data) {
     return r;
   };
 
-  Checkpointer checkpointer(setup_.out_dir.empty() ? "" : setup_.out_dir + "/checkpoint");
-  const std::optional<json> saved =
-      setup_.resume && !setup_.out_dir.empty() ? checkpointer.peek() : std::nullopt;
-  if (saved) check_resumable(saved->at("state"), config, checkpointer.dir());
+  EpochCheckpoint checkpoint(setup_);
   Communicator* comm = setup_.comm.get();
-  if (comm && setup_.resume)
-    check_same_checkpoint(*comm, saved ? saved->at("state").at("epochs_done").get<int64_t>() : -1,
-                          checkpointer.dir());
 
   int64_t batch_size = 0;
-  if (saved) {
-    batch_size = saved->at("state").at("batch_size");
+  if (checkpoint.resuming()) {
+    batch_size = checkpoint.saved_state().at("batch_size");
   } else {
     const ModuleSnapshot snapshot(*model);
     auto trial = [&](int64_t b) {
@@ -88,12 +82,12 @@ Report LocalTrainer::fit(UnitChain chain, const data::DataSplits& data) {
 
   auto optimizers = make_optimizers(config.train.lr);
   LoopState state;
-  if (saved) {
-    state = LoopState::from_json(*checkpointer.load(*model, nullptr));
+  if (checkpoint.resuming()) {
+    state = checkpoint.load(*model, nullptr);
     // Per-unit optimizer states travel in their own archive.
     torch::serialize::InputArchive archive;
-    archive.load_from(checkpointer.dir() + "/" +
-                      saved->at("state").at("optimizers_file").get<std::string>());
+    archive.load_from(checkpoint.dir() + "/" +
+                      checkpoint.saved_state().at("optimizers_file").get<std::string>());
     for (int64_t i = 0; i < n; ++i) {
       torch::serialize::InputArchive unit_archive;
       archive.read("unit" + std::to_string(i), unit_archive);
@@ -103,7 +97,7 @@ Report LocalTrainer::fit(UnitChain chain, const data::DataSplits& data) {
   }
 
   if (comm) {
-    if (!saved) broadcast_module(*comm, *model);
+    if (!checkpoint.resuming()) broadcast_module(*comm, *model);
     for (int64_t i = 0; i < n; ++i)
       reducers.push_back(std::make_unique<GradReducer>(
           setup_.comm, model->unit_and_head_parameters(i), config.distributed.bucket_bytes));
@@ -156,9 +150,9 @@ Report LocalTrainer::fit(UnitChain chain, const data::DataSplits& data) {
       log_line(what + " epoch " + std::to_string(epoch + 1) + ": loss " +
                std::to_string(stats.loss) + ", classifier val accuracy " +
                std::to_string(heads.back()) + ", " + std::to_string(stats.seconds) + " s");
-      if (!setup_.out_dir.empty()) {
+      if (checkpoint.enabled()) {
         const std::string optimizers_file = "step-" + std::to_string(epoch + 1) + "-optimizers.pt";
-        write_atomic_with(checkpointer.dir() + "/" + optimizers_file, [&](const std::string& t) {
+        write_atomic_with(checkpoint.dir() + "/" + optimizers_file, [&](const std::string& t) {
           torch::serialize::OutputArchive archive;
           for (int64_t i = 0; i < n; ++i) {
             torch::serialize::OutputArchive unit_archive;
@@ -167,13 +161,9 @@ Report LocalTrainer::fit(UnitChain chain, const data::DataSplits& data) {
           }
           archive.save_to(t);
         });
-        json s = state.to_json();
-        s["batch_size"] = batch_size;
-        s["optimizers_file"] = optimizers_file;
-        s["config"] = resumable_config(config);
-        checkpointer.save(*model, nullptr, s, epoch + 1);
+        checkpoint.save(*model, nullptr, state, batch_size, {{"optimizers_file", optimizers_file}});
         if (epoch > 0)
-          std::remove((checkpointer.dir() + "/step-" + std::to_string(epoch) + "-optimizers.pt").c_str());
+          std::remove((checkpoint.dir() + "/step-" + std::to_string(epoch) + "-optimizers.pt").c_str());
       }
     }
     if (state.history.size() > 0) heads = state.history.back().head_val_accuracy;
