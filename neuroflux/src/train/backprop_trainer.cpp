@@ -5,24 +5,15 @@
 #include "neuroflux/distributed/data_parallel.h"
 #include "neuroflux/distributed/grad_reducer.h"
 #include "neuroflux/errors.h"
-#include "neuroflux/exit/exported_model.h"
 #include "neuroflux/memory_meter.h"
 #include "neuroflux/models/module_snapshot.h"
 #include "neuroflux/optim/optim.h"
-#include "neuroflux/plan/lr_scaling.h"
-#include "neuroflux/size_format.h"
 #include "neuroflux/train/batch_size_search.h"
-#include "neuroflux/cache/block_inputs.h"
-#include "neuroflux/train/checkpoint.h"
-#include "neuroflux/train/evaluate.h"
 #include "neuroflux/train/memory_strategy.h"
-#include "neuroflux/util/atomic_file.h"
 #include "neuroflux/util/progress.h"
-#include "train/training_loop.h"
+#include "train/whole_network_run.h"
 
 namespace neuroflux {
-
-using nlohmann::json;
 
 int64_t choose_batch_size(const Config& config, MemoryMeter& meter,
                           const std::function<void(int64_t)>& trial, const std::string& what) {
@@ -37,171 +28,97 @@ int64_t choose_batch_size(const Config& config, MemoryMeter& meter,
   return t.batch_size;
 }
 
+namespace {
+
+/// The batch search may have tried another batch last: makes the chosen one's schedule current
+/// (profiled under the budget here when the search did not run, as on resume).
+void use_chosen_schedule(MemoryStrategy& strategy, UnitChainImpl& model, WholeNetworkRun& run,
+                         const Config& config) {
+  MemoryLimitGuard limit(run.meter(), config.memory.budget);
+  const ModuleSnapshot snapshot(model);
+  strategy.use_batch(run.batch_size());
+  snapshot.restore(model);
+  strategy.reset_statistics();
+  log_line(run.what() + " with memory.strategy " + config.memory.strategy + " at batch " +
+           std::to_string(run.batch_size()) + ": " +
+           strategy.describe().at("schedule").at("describe").get<std::string>());
+}
+
+/// Data parallel: every rank starts from rank 0's weights (or its own checkpoint's), and hooks
+/// all-reduce gradient buckets while backward runs. Null when the run is one process.
+std::unique_ptr<GradReducer> join_ranks(const WholeNetworkRun& run, UnitChain& model,
+                                        const TrainingSetup& setup) {
+  if (!run.comm()) return nullptr;
+  if (!run.resuming()) broadcast_module(*run.comm(), *model);
+  return std::make_unique<GradReducer>(setup.comm, model->parameters(),
+                                       setup.config.distributed.bucket_bytes);
+}
+
+EpochHooks backprop_hooks(WholeNetworkRun& run, UnitChain& model, MemoryStrategy& strategy,
+                          torch::optim::Optimizer& optimizer, GradReducer* reducer,
+                          const data::DataSplits& data) {
+  EpochHooks hooks;
+  hooks.set_lr = [&optimizer](double lr) { set_learning_rate(optimizer, lr); };
+  hooks.train_step = [&strategy, &optimizer, reducer](const at::Tensor& x, const at::Tensor& y) {
+    optimizer.zero_grad();
+    const at::Tensor logits = strategy.forward(x);
+    const at::Tensor loss = torch::cross_entropy_loss(logits, y);
+    if (reducer) reducer->arm();
+    loss.backward();
+    if (reducer) reducer->finish();
+    optimizer.step();
+    return StepResult{loss.detach(), logits.detach().argmax(1).eq(y).sum()};
+  };
+  hooks.test_logits = [&model](const at::Tensor& x) { return model->forward(x); };
+  hooks.validate = [&run, &model, &data, logits = hooks.test_logits]() {
+    model->eval();
+    return Validation{run.accuracy(logits, data.val), {}};
+  };
+  hooks.validation_name = "val accuracy";
+  hooks.checkpoint = [&run, &model, &optimizer](int64_t) {
+    run.save_checkpoint(*model, &optimizer);
+  };
+  return hooks;
+}
+
+}  // namespace
+
 BackpropTrainer::BackpropTrainer(TrainingSetup setup) : setup_(std::move(setup)) {}
 
 Report BackpropTrainer::fit(UnitChain model, const data::DataSplits& data) {
   const Config& config = setup_.config;
-  const c10::Device device = setup_.device;
-  MemoryMeter& meter = MemoryMeter::of(device);
-  model->to(device);
+  model->to(setup_.device);
   model->train();
-  const std::string what = "backprop " + model->name();
-  Checkpointer checkpointer(setup_.out_dir.empty() ? "" : setup_.out_dir + "/checkpoint");
-  const std::optional<json> saved =
-      setup_.resume && !setup_.out_dir.empty() ? checkpointer.peek() : std::nullopt;
-  if (saved) check_resumable(saved->at("state"), config, checkpointer.dir());
-  Communicator* comm = setup_.comm.get();
-  if (comm && setup_.resume)
-    check_same_checkpoint(*comm, saved ? saved->at("state").at("epochs_done").get<int64_t>() : -1,
-                          checkpointer.dir());
-
-  if (comm && config.model.row_centric.enabled)
-    throw ConfigError("/model/row_centric: not with more than one rank: its stripes accumulate "
-                      "weight gradients straight into .grad, past the gradient all-reduce");
-  MemoryStrategy strategy(model, config, device);
-  int64_t batch_size = 0;
-  if (saved) {
-    batch_size = saved->at("state").at("batch_size");
-  } else {
-    const ModuleSnapshot snapshot(*model);
-    auto trial = [&](int64_t b) {
-      strategy.use_batch(b);
-      auto optimizer = make_optimizer(model->parameters(), config.train, config.train.lr);
-      const at::Tensor x = torch::randn({b, data.channels, data.height, data.width},
-                                        torch::TensorOptions(device));
-      const at::Tensor y = torch::randint(0, data.num_classes, {b},
-                                          torch::TensorOptions(device).dtype(torch::kLong));
-      // Two steps: the second runs with the optimizer state and gradients the first created.
-      for (int step = 0; step < 2; ++step) {
-        optimizer->zero_grad();
-        torch::cross_entropy_loss(strategy.forward(x), y).backward();
-        optimizer->step();
-      }
-      for (auto& p : model->parameters()) p.mutable_grad() = at::Tensor();
-    };
-    batch_size = choose_batch_size(config, meter, trial, what);
-    // The per-rank budget may admit different batches on different ranks; all take the smallest.
-    if (comm) batch_size = comm->min(batch_size);
-    snapshot.restore(*model);
-  }
-  if (!strategy.plain()) {
-    // The search may have tried another batch last: make the chosen one's schedule current
-    // (profiled under the budget here when the search did not run, as on resume).
-    MemoryLimitGuard limit(meter, config.memory.budget);
-    const ModuleSnapshot snapshot(*model);
-    strategy.use_batch(batch_size);
-    snapshot.restore(*model);
-    strategy.reset_statistics();
-    log_line(what + " with memory.strategy " + config.memory.strategy + " at batch " +
-             std::to_string(batch_size) + ": " +
-             strategy.describe().at("schedule").at("describe").get<std::string>());
-  }
+  WholeNetworkRun run(setup_, data, "backprop " + model->name());
+  if (run.comm() && config.model.row_centric.enabled)
+    throw ConfigError(
+        "/model/row_centric: not with more than one rank: its stripes accumulate "
+        "weight gradients straight into .grad, past the gradient all-reduce");
+  MemoryStrategy strategy(model, config, setup_.device);
+  run.settle_batch_size(*model, [&](int64_t b) {
+    strategy.use_batch(b);
+    auto optimizer = make_optimizer(model->parameters(), config.train, config.train.lr);
+    run.trial_on_random_batch(*model, b, [&](const at::Tensor& x, const at::Tensor& y) {
+      optimizer->zero_grad();
+      torch::cross_entropy_loss(strategy.forward(x), y).backward();
+      optimizer->step();
+    });
+  });
+  if (!strategy.plain()) use_chosen_schedule(strategy, *model, run, config);
 
   auto optimizer = make_optimizer(model->parameters(), config.train, config.train.lr);
-  LoopState state;
-  if (saved) {
-    state = LoopState::from_json(*checkpointer.load(*model, optimizer.get()));
-    log_line("resuming " + what + " after epoch " + std::to_string(state.epochs_done));
-  }
+  if (run.resuming()) run.load_checkpoint(*model, optimizer.get());
+  const std::unique_ptr<GradReducer> reducer = join_ranks(run, model, setup_);
 
-  if (comm && !saved) broadcast_module(*comm, *model);
-  // Data parallel: hooks all-reduce gradient buckets while backward runs.
-  std::unique_ptr<GradReducer> reducer;
-  if (comm)
-    reducer = std::make_unique<GradReducer>(setup_.comm, model->parameters(),
-                                            config.distributed.bucket_bytes);
+  const double test_accuracy = run.train_and_test(
+      *model, backprop_hooks(run, model, strategy, *optimizer, reducer.get(), data));
 
-  Report report = make_report_skeleton(config, *model, data, device);
-  const auto input = comm ? sharded_input(data_input(data, config, device), comm->rank(),
-                                          comm->world_size())
-                          : data_input(data, config, device);
-  meter.reset_peak();
-  {
-    MemoryLimitGuard limit(meter, config.memory.budget);
-    const int64_t eval_batch = config.train.eval_batch_size > 0 ? config.train.eval_batch_size
-                                                                : batch_size;
-    for (int64_t epoch = state.epochs_done; epoch < config.train.epochs; ++epoch) {
-      const double lr = scheduled_lr(config.train, run_lr(config.train, batch_size), epoch,
-                                      config.train.epochs);
-      set_learning_rate(*optimizer, lr);
-      model->train();
-      const EpochStats stats = run_epoch(
-          *input, batch_size, epoch,
-          "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(config.train.epochs),
-          [&](const at::Tensor& x, const at::Tensor& y) {
-            optimizer->zero_grad();
-            const at::Tensor logits = strategy.forward(x);
-            const at::Tensor loss = torch::cross_entropy_loss(logits, y);
-            if (reducer) reducer->arm();
-            loss.backward();
-            if (reducer) reducer->finish();
-            optimizer->step();
-            return StepResult{loss.detach(), logits.detach().argmax(1).eq(y).sum()};
-          });
-      state.train_seconds += stats.seconds;
-      if (comm) average_buffers(*comm, *model);
-
-      Stopwatch eval_watch;
-      model->eval();
-      const EvalResult val = evaluate([&](const at::Tensor& x) { return model->forward(x); },
-                                      data.val, eval_batch, device);
-      const double eval_seconds = eval_watch.seconds();
-      state.eval_seconds += eval_seconds;
-
-      HistoryEntry entry;
-      entry.block = 0;
-      entry.epoch = epoch + 1;
-      entry.train_loss = stats.loss;
-      entry.train_accuracy = stats.accuracy;
-      entry.val_accuracy = val.accuracy;
-      entry.seconds = state.train_seconds;
-      entry.epoch_seconds = stats.seconds;
-      entry.epoch_cpu = stats.cpu;
-      entry.eval_seconds = eval_seconds;
-      entry.lr = lr;
-      entry.batch_size = batch_size;
-      state.history.push_back(entry);
-      state.epochs_done = epoch + 1;
-      state.peak_bytes = std::max(state.peak_bytes, meter.peak());
-      log_line(what + " epoch " + std::to_string(epoch + 1) + ": loss " +
-               std::to_string(stats.loss) + ", val accuracy " + std::to_string(val.accuracy) +
-               ", " + std::to_string(stats.seconds) + " s");
-      if (!setup_.out_dir.empty()) {
-        json s = state.to_json();
-        s["batch_size"] = batch_size;
-        s["config"] = resumable_config(config);
-        checkpointer.save(*model, optimizer.get(), s, epoch + 1);
-      }
-    }
-    model->eval();
-    Stopwatch eval_watch;
-    report.final.val_accuracy =
-        state.history.empty() ? 0.0 : state.history.back().val_accuracy;
-    report.final.test_accuracy =
-        evaluate([&](const at::Tensor& x) { return model->forward(x); }, data.test, eval_batch,
-                 device)
-            .accuracy;
-    state.eval_seconds += eval_watch.seconds();
-  }
-  state.peak_bytes = std::max(state.peak_bytes, meter.peak());
-
-  report.peak_memory_bytes = state.peak_bytes;
-  report.train_seconds = state.train_seconds;
-  report.eval_seconds = state.eval_seconds;
-  report.history = state.history;
-  report.final.params = report.full_model_params;
-  report.final.exit_unit = model->size() - 1;
-  report.blocks.push_back(whole_network_block(model->size(), batch_size, config.train.epochs, state));
+  Report report = run.report(*model, test_accuracy);
   if (!strategy.plain()) {
     report.blocks.back().predicted_peak_bytes = strategy.predicted_peak_bytes();
     report.extra["memory_strategy"] = strategy.describe();
   }
-  if (comm) add_rank_fields(report, *comm, config.distributed.mode);
-
-  if (!setup_.out_dir.empty() && setup_.write_results) {
-    save_full_chain(model, config, setup_.out_dir + "/model.pt");
-    report.write(setup_.out_dir);
-  }
+  run.write_results(model, report);
   return report;
 }
 

@@ -9,8 +9,6 @@ namespace neuroflux {
 
 using nlohmann::json;
 
-int64_t augment_padding(int64_t height) { return height >= 32 ? 4 : 2; }
-
 EpochStats run_epoch(BlockInput& input, int64_t batch_size, int64_t epoch,
                      const std::string& label,
                      const std::function<StepResult(const at::Tensor&, const at::Tensor&)>& step) {

@@ -13,7 +13,7 @@
 #include "neuroflux/data/data_splits.h"
 #include "neuroflux/models/unit_chain.h"
 #include "neuroflux/report.h"
-#include "neuroflux/cache/block_inputs.h"
+#include "neuroflux/data/block_input.h"
 #include "neuroflux/util/cpu_usage.h"
 
 namespace neuroflux {
@@ -58,8 +58,5 @@ Report make_report_skeleton(const Config& config, UnitChainImpl& model,
 /// The single block of a whole-network method (backprop, local): units 0..units-1.
 BlockReport whole_network_block(int64_t units, int64_t batch_size, int64_t epochs,
                                 const LoopState& state);
-
-/// Padding of the random crop for an image of this height (4 for 32 px, 2 for 28 px).
-int64_t augment_padding(int64_t height);
 
 }  // namespace neuroflux

@@ -1,0 +1,165 @@
+#include "train/whole_network_run.h"
+
+#include <torch/torch.h>
+
+#include "neuroflux/distributed/data_parallel.h"
+#include "neuroflux/exit/exported_model.h"
+#include "neuroflux/models/module_snapshot.h"
+#include "neuroflux/optim/optim.h"
+#include "neuroflux/plan/lr_scaling.h"
+#include "neuroflux/train/backprop_trainer.h"
+#include "neuroflux/train/evaluate.h"
+#include "neuroflux/util/progress.h"
+
+namespace neuroflux {
+
+namespace {
+
+// Data parallel: each rank trains on its slice of every global batch (see sharded_input).
+std::unique_ptr<BlockInput> training_input(const TrainingSetup& setup,
+                                           const data::DataSplits& data) {
+  auto input = data_input(data, setup.config, setup.device);
+  if (!setup.comm) return input;
+  return sharded_input(std::move(input), setup.comm->rank(), setup.comm->world_size());
+}
+
+}  // namespace
+
+WholeNetworkRun::WholeNetworkRun(const TrainingSetup& setup, const data::DataSplits& data,
+                                 std::string what)
+    : setup_(setup),
+      data_(data),
+      what_(std::move(what)),
+      meter_(MemoryMeter::of(setup.device)),
+      checkpoint_(setup),
+      input_(training_input(setup, data)) {}
+
+int64_t WholeNetworkRun::eval_batch_size() const {
+  const int64_t eval_batch = setup_.config.train.eval_batch_size;
+  return eval_batch > 0 ? eval_batch : batch_size_;
+}
+
+double WholeNetworkRun::accuracy(const std::function<at::Tensor(const at::Tensor& x)>& logits,
+                                 const data::ImageSet& set) const {
+  return evaluate(logits, set, eval_batch_size(), setup_.device).accuracy;
+}
+
+void WholeNetworkRun::settle_batch_size(torch::nn::Module& model,
+                                        const std::function<void(int64_t)>& trial) {
+  if (resuming()) {
+    batch_size_ = checkpoint_.saved_state().at("batch_size");
+    return;
+  }
+  const ModuleSnapshot snapshot(model);
+  batch_size_ = choose_batch_size(setup_.config, meter_, trial, what_);
+  // The per-rank budget may admit different batches on different ranks; all take the smallest.
+  if (comm()) batch_size_ = comm()->min(batch_size_);
+  snapshot.restore(model);
+}
+
+void WholeNetworkRun::trial_on_random_batch(
+    torch::nn::Module& model, int64_t b,
+    const std::function<void(const at::Tensor& x, const at::Tensor& y)>& step) const {
+  const at::Tensor x = torch::randn({b, data_.channels, data_.height, data_.width},
+                                    torch::TensorOptions(setup_.device));
+  const at::Tensor y = torch::randint(0, data_.num_classes, {b},
+                                      torch::TensorOptions(setup_.device).dtype(torch::kLong));
+  for (int i = 0; i < 2; ++i) step(x, y);
+  for (auto& p : model.parameters()) p.mutable_grad() = at::Tensor();
+}
+
+void WholeNetworkRun::load_checkpoint(torch::nn::Module& model,
+                                      torch::optim::Optimizer* optimizer) {
+  state_ = checkpoint_.load(model, optimizer);
+  log_line("resuming " + what_ + " after epoch " + std::to_string(state_.epochs_done));
+}
+
+void WholeNetworkRun::save_checkpoint(const torch::nn::Module& model,
+                                      const torch::optim::Optimizer* optimizer,
+                                      const nlohmann::json& extra) {
+  checkpoint_.save(model, optimizer, state_, batch_size_, extra);
+}
+
+double WholeNetworkRun::train_and_test(torch::nn::Module& model, const EpochHooks& hooks) {
+  const Config& config = setup_.config;
+  double test_accuracy = 0;
+  meter_.reset_peak();
+  {
+    MemoryLimitGuard limit(meter_, config.memory.budget);
+    for (int64_t epoch = state_.epochs_done; epoch < config.train.epochs; ++epoch)
+      train_epoch(model, epoch, hooks);
+    model.eval();
+    Stopwatch eval_watch;
+    test_accuracy = accuracy(hooks.test_logits, data_.test);
+    state_.eval_seconds += eval_watch.seconds();
+  }
+  state_.peak_bytes = std::max(state_.peak_bytes, meter_.peak());
+  return test_accuracy;
+}
+
+void WholeNetworkRun::train_epoch(torch::nn::Module& model, int64_t epoch,
+                                  const EpochHooks& hooks) {
+  const TrainConfig& train = setup_.config.train;
+  const double lr = scheduled_lr(train, run_lr(train, batch_size_), epoch, train.epochs);
+  hooks.set_lr(lr);
+  model.train();
+  const EpochStats stats = run_epoch(
+      *input_, batch_size_, epoch,
+      "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(train.epochs), hooks.train_step);
+  state_.train_seconds += stats.seconds;
+  if (comm()) average_buffers(*comm(), model);
+
+  Stopwatch eval_watch;
+  const Validation val = hooks.validate();
+  const double eval_seconds = eval_watch.seconds();
+  state_.eval_seconds += eval_seconds;
+  record_epoch(epoch, lr, stats, val, eval_seconds);
+  log_line(what_ + " epoch " + std::to_string(epoch + 1) + ": loss " + std::to_string(stats.loss) +
+           ", " + hooks.validation_name + " " + std::to_string(val.accuracy) + ", " +
+           std::to_string(stats.seconds) + " s");
+  if (checkpoint_.enabled()) hooks.checkpoint(state_.epochs_done);
+}
+
+void WholeNetworkRun::record_epoch(int64_t epoch, double lr, const EpochStats& stats,
+                                   const Validation& val, double eval_seconds) {
+  HistoryEntry entry;
+  entry.epoch = epoch + 1;
+  entry.train_loss = stats.loss;
+  entry.train_accuracy = stats.accuracy;
+  entry.val_accuracy = val.accuracy;
+  entry.seconds = state_.train_seconds;
+  entry.epoch_seconds = stats.seconds;
+  entry.epoch_cpu = stats.cpu;
+  entry.eval_seconds = eval_seconds;
+  entry.lr = lr;
+  entry.batch_size = batch_size_;
+  entry.head_val_accuracy = val.heads;
+  state_.history.push_back(entry);
+  state_.epochs_done = epoch + 1;
+  state_.peak_bytes = std::max(state_.peak_bytes, meter_.peak());
+}
+
+Report WholeNetworkRun::report(UnitChainImpl& chain, double test_accuracy) {
+  const Config& config = setup_.config;
+  Report report = make_report_skeleton(config, chain, data_, setup_.device);
+  report.peak_memory_bytes = state_.peak_bytes;
+  report.train_seconds = state_.train_seconds;
+  report.eval_seconds = state_.eval_seconds;
+  report.history = state_.history;
+  report.final.val_accuracy = state_.history.empty() ? 0.0 : state_.history.back().val_accuracy;
+  report.final.test_accuracy = test_accuracy;
+  report.final.params = report.full_model_params;
+  report.final.exit_unit = chain.size() - 1;
+  report.blocks.push_back(
+      whole_network_block(chain.size(), batch_size_, config.train.epochs, state_));
+  if (comm()) add_rank_fields(report, *comm(), config.distributed.mode);
+  return report;
+}
+
+void WholeNetworkRun::write_results(UnitChain& chain, const Report& report) const {
+  if (setup_.out_dir.empty() || !setup_.write_results) return;
+  save_full_chain(chain, setup_.config, setup_.out_dir + "/model.pt");
+  report.write(setup_.out_dir);
+}
+
+}  // namespace neuroflux
