@@ -1,0 +1,123 @@
+#include <catch2/catch.hpp>
+#include <torch/torch.h>
+
+#include <filesystem>
+
+#include "neuroflux/errors.h"
+#include "neuroflux/exit/exported_model.h"
+#include "neuroflux/models/model_zoo.h"
+#include "neuroflux/models/unit_groups.h"
+#include "neuroflux/train/run.h"
+#include "train/train_test_util.h"
+
+using namespace neuroflux;
+using neuroflux::test::fresh_dir;
+using neuroflux::test::synthetic_config;
+
+TEST_CASE("neuroflux trains under a budget that backprop's batch needs three times over",
+          "[neuroflux][integration]") {
+  // Backprop's peak at batch 128 (measured once for both sections), then a third of it as
+  // NeuroFlux's budget.
+  static const int64_t backprop_peak = [] {
+    Config bp = synthetic_config("backprop");
+    bp.train.batch_size = 128;
+    bp.train.epochs = 1;
+    bp.output.dir = fresh_dir("bp");
+    return run_training(bp, false).peak_memory_bytes;
+  }();
+
+  // Each head family is profiled, planned and held to the budget alike.
+  const std::string aux = GENERATE(as<std::string>{}, "adaptive", "deep");
+  INFO("neuroflux.aux = " << aux);
+  Config nf = synthetic_config("neuroflux");
+  nf.memory.budget = backprop_peak / 3;
+  nf.neuroflux.progressive_exit = false;
+  nf.neuroflux.aux = aux;
+  nf.output.dir = fresh_dir("nf-" + aux);
+  const Report report = run_training(nf, false);
+
+  CHECK(report.method == "neuroflux");
+  CHECK(report.peak_memory_bytes <= *nf.memory.budget);
+  REQUIRE(report.blocks.size() >= 2);
+  int64_t next = 0;
+  for (const auto& b : report.blocks) {
+    INFO("block " << b.first_unit << "-" << b.last_unit << " batch " << b.batch_size);
+    CHECK(b.first_unit == next);
+    next = b.last_unit + 1;
+    CHECK(b.peak_memory_bytes <= *nf.memory.budget);
+    // The profiler's fitted peak against the measured one: within 20%.
+    const double measured = b.extra.at("training_peak_bytes").get<double>();
+    const double predicted = static_cast<double>(*b.predicted_peak_bytes);
+    CHECK(std::abs(measured - predicted) <= 0.2 * predicted);
+    if (b.last_unit + 1 < 8) CHECK(b.cache_bytes > 0);
+  }
+  CHECK(next == 8);
+  CHECK(report.final.test_accuracy > 0.25 + 0.1);
+  CHECK(report.final.params <= report.full_model_params);
+  CHECK(report.final.exit_unit >= 0);
+  for (const char* f : {"report.json", "plan.json", "profile.json", "model.pt", "full_model.pt"})
+    CHECK(std::filesystem::exists(nf.output.dir + "/" + f));
+
+  // The exported early exit reloads and gives the reported accuracy.
+  ExportDescription description;
+  auto exported = load_exported(nf.output.dir + "/model.pt", &description);
+  CHECK(description.exit_unit == report.final.exit_unit);
+  CHECK(parameter_count(exported) == report.final.params);
+}
+
+TEST_CASE("modules of several units train, exit and export on module boundaries",
+          "[neuroflux][integration]") {
+  Config config = synthetic_config("neuroflux");
+  config.train.epochs = 1;
+  config.neuroflux.module_units = 0;  // "stage": one module per resolution
+  config.neuroflux.aux = "deep";
+  config.output.dir = fresh_dir("modules");
+  const Report report = run_training(config, false);
+  UnitChain units = build_model(config.model, {3, 16, 16}, 4);
+  const auto stages = static_cast<int64_t>(module_sizes(0, *units).size());
+  REQUIRE(stages < units->size());
+  const auto heads = report.extra.at("head_val_accuracy");
+  CHECK(static_cast<int64_t>(heads.size()) == stages);  // one head per module
+  CHECK(report.blocks.back().last_unit == stages - 1);
+  ExportDescription description;
+  auto exported = load_exported(config.output.dir + "/model.pt", &description);
+  CHECK(description.module_units == 0);
+  CHECK(description.exit_unit == report.final.exit_unit);
+  CHECK(parameter_count(exported) == report.final.params);
+}
+
+TEST_CASE("below plain units' smallest budget NeuroFlux trains with leaner unit modes",
+          "[neuroflux][integration]") {
+  // Wide full-resolution heads make a plain unit step heavy: with unit_modes "plain" no plan
+  // fits, with "auto" the planner recomputes or stripes some units and the run fits.
+  neuroflux::Config config = synthetic_config("neuroflux");
+  config.data.image_size = 32;
+  config.data.channels = 1;
+  config.data.train_size = 640;
+  config.data.test_size = 64;
+  config.data.val_fraction = 0.1;
+  config.model.name = "simplecnn";
+  config.model.width = 0.25;
+  config.model.batch_norm = false;
+  config.neuroflux.aux = "fixed";
+  config.neuroflux.aux_width = 64;
+  config.memory.budget = 600 * 1024;
+  const auto dir = std::filesystem::temp_directory_path() / "neuroflux-test-unit-modes";
+  std::filesystem::remove_all(dir);
+  config.output.dir = dir.string();
+
+  neuroflux::Config plain = config;
+  plain.neuroflux.unit_modes = "plain";
+  CHECK_THROWS_AS(neuroflux::run_training(plain, false), neuroflux::BudgetError);
+
+  const neuroflux::Report report = neuroflux::run_training(config, false);
+  CHECK(report.peak_memory_bytes <= *config.memory.budget);
+  int leaner = 0;
+  for (const auto& block : report.blocks) {
+    CHECK(block.peak_memory_bytes <= *config.memory.budget);
+    for (const auto& mode : block.extra.at("unit_modes")) leaner += mode != "plain";
+  }
+  CHECK(leaner > 0);
+  CHECK(report.final.val_accuracy > 0.4);   // four classes: it learnt
+  std::filesystem::remove_all(dir);
+}
