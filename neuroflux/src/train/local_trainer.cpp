@@ -12,14 +12,14 @@
 #include "neuroflux/local/unit_step.h"
 #include "neuroflux/optim/optim.h"
 #include "neuroflux/train/block_trainer.h"
-#include "neuroflux/util/atomic_file.h"
+#include "train/unit_optimizers.h"
 #include "train/whole_network_run.h"
 
 namespace neuroflux {
 
 namespace {
 
-using Optimizers = std::vector<std::unique_ptr<torch::optim::Optimizer>>;
+using Optimizers = UnitOptimizers;
 /// Data parallel: one reducer per unit, so each unit's gradients are averaged right after its
 /// own backward (buckets overlap that backward) and it steps before the next unit runs.
 using Reducers = std::vector<std::unique_ptr<GradReducer>>;
@@ -45,42 +45,15 @@ UnitStepResult local_step(LocalModel& model, Optimizers& optimizers, const Reduc
   return r;
 }
 
-// Per-unit optimizer states travel in their own archive beside the checkpoint, which names it.
-std::string optimizers_file(int64_t epochs_done) {
-  return "step-" + std::to_string(epochs_done) + "-optimizers.pt";
-}
-
-void save_unit_optimizers(const Optimizers& optimizers, const std::string& path) {
-  write_atomic_with(path, [&](const std::string& t) {
-    torch::serialize::OutputArchive archive;
-    for (size_t i = 0; i < optimizers.size(); ++i) {
-      torch::serialize::OutputArchive unit_archive;
-      optimizers[i]->save(unit_archive);
-      archive.write("unit" + std::to_string(i), unit_archive);
-    }
-    archive.save_to(t);
-  });
-}
-
-void load_unit_optimizers(Optimizers& optimizers, const std::string& path) {
-  torch::serialize::InputArchive archive;
-  archive.load_from(path);
-  for (size_t i = 0; i < optimizers.size(); ++i) {
-    torch::serialize::InputArchive unit_archive;
-    archive.read("unit" + std::to_string(i), unit_archive);
-    optimizers[i]->load(unit_archive);
-  }
-}
-
 /// The checkpoint after `epochs_done` epochs; the previous epoch's optimizer archive goes once
 /// the new checkpoint, which no longer names it, is saved.
 void save_local_checkpoint(WholeNetworkRun& run, LocalModel& model, const Optimizers& optimizers,
                            int64_t epochs_done) {
   const std::string& dir = run.checkpoint().dir();
-  save_unit_optimizers(optimizers, dir + "/" + optimizers_file(epochs_done));
+  save_unit_optimizers(optimizers, 0, dir + "/" + unit_optimizers_file(epochs_done));
   run.save_checkpoint(*model, nullptr,
-                      nlohmann::json{{"optimizers_file", optimizers_file(epochs_done)}});
-  if (epochs_done > 1) std::remove((dir + "/" + optimizers_file(epochs_done - 1)).c_str());
+                      nlohmann::json{{"optimizers_file", unit_optimizers_file(epochs_done)}});
+  if (epochs_done > 1) std::remove((dir + "/" + unit_optimizers_file(epochs_done - 1)).c_str());
 }
 
 /// Resuming: weights and loop state from the checkpoint, and every unit's optimizer state from
@@ -88,7 +61,7 @@ void save_local_checkpoint(WholeNetworkRun& run, LocalModel& model, const Optimi
 void resume_local(WholeNetworkRun& run, LocalModel& model, Optimizers& optimizers) {
   run.load_checkpoint(*model, nullptr);
   const auto file = run.checkpoint().saved_state().at("optimizers_file").get<std::string>();
-  load_unit_optimizers(optimizers, run.checkpoint().dir() + "/" + file);
+  load_unit_optimizers(optimizers, 0, run.checkpoint().dir() + "/" + file);
 }
 
 /// Data parallel: every rank starts from rank 0's weights (or its own checkpoint's); empty when

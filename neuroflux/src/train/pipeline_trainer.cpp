@@ -13,10 +13,10 @@
 #include "neuroflux/local/unit_step.h"
 #include "neuroflux/memory_meter.h"
 #include "neuroflux/optim/optim.h"
-#include "neuroflux/train/checkpoint.h"
-#include "neuroflux/util/atomic_file.h"
 #include "neuroflux/util/progress.h"
+#include "train/epoch_checkpoint.h"
 #include "train/training_loop.h"
+#include "train/unit_optimizers.h"
 
 namespace neuroflux {
 
@@ -60,8 +60,8 @@ class StageRun {
                                            config_.train.lr));
   }
 
-  void restore(const Checkpointer& checkpointer, const json& saved);
-  void save(Checkpointer& checkpointer, const Profile& profile);
+  void restore(const EpochCheckpoint& checkpoint);
+  void save(EpochCheckpoint& checkpoint, const Profile& profile);
   /// One epoch through the stage, then the validation accuracy of every head.
   void train_epoch(int64_t epoch);
   /// Every head's accuracy on `split`, summed over the stages (each fills its own units).
@@ -86,47 +86,31 @@ class StageRun {
   int64_t first_, last_, batch_;
   std::unique_ptr<BlockInput> input_;
   std::unique_ptr<PipelineLink> from_prev_, to_next_;
-  std::vector<std::unique_ptr<torch::optim::Optimizer>> optimizers_;
+  UnitOptimizers optimizers_;
 };
 
-void StageRun::restore(const Checkpointer& checkpointer, const json& saved) {
-  state = LoopState::from_json(*checkpointer.load(*model_, nullptr));
-  compute_seconds = saved.at("state").at("compute_seconds");
-  micro_batches = saved.at("state").at("micro_batches");
-  torch::serialize::InputArchive archive;
-  archive.load_from(checkpointer.dir() + "/" +
-                    saved.at("state").at("optimizers_file").get<std::string>());
-  for (int64_t i = first_; i <= last_; ++i) {
-    torch::serialize::InputArchive unit_archive;
-    archive.read("unit" + std::to_string(i), unit_archive);
-    optimizers_[i - first_]->load(unit_archive);
-  }
+void StageRun::restore(const EpochCheckpoint& checkpoint) {
+  state = checkpoint.load(*model_, nullptr);
+  const json& saved = checkpoint.saved_state();
+  compute_seconds = saved.at("compute_seconds");
+  micro_batches = saved.at("micro_batches");
+  load_unit_optimizers(optimizers_, first_,
+                       checkpoint.dir() + "/" + saved.at("optimizers_file").get<std::string>());
   log_line("pipeline rank " + std::to_string(comm_.rank()) + ": resuming after epoch " +
            std::to_string(state.epochs_done));
 }
 
-void StageRun::save(Checkpointer& checkpointer, const Profile& profile) {
+void StageRun::save(EpochCheckpoint& checkpoint, const Profile& profile) {
   const int64_t epochs_done = state.epochs_done;
-  const std::string optimizers_file = "step-" + std::to_string(epochs_done) + "-optimizers.pt";
-  write_atomic_with(checkpointer.dir() + "/" + optimizers_file, [&](const std::string& t) {
-    torch::serialize::OutputArchive archive;
-    for (int64_t i = first_; i <= last_; ++i) {
-      torch::serialize::OutputArchive unit_archive;
-      optimizers_[i - first_]->save(unit_archive);
-      archive.write("unit" + std::to_string(i), unit_archive);
-    }
-    archive.save_to(t);
-  });
-  json s = state.to_json();
-  s["optimizers_file"] = optimizers_file;
-  s["compute_seconds"] = compute_seconds;
-  s["micro_batches"] = micro_batches;
-  s["config"] = resumable_config(config_);
-  s["profile"] = profile.to_json();
-  checkpointer.save(*model_, nullptr, s, epochs_done);
+  const std::string file = unit_optimizers_file(epochs_done);
+  save_unit_optimizers(optimizers_, first_, checkpoint.dir() + "/" + file);
+  checkpoint.save(*model_, nullptr, state, batch_,
+                  {{"optimizers_file", file},
+                   {"compute_seconds", compute_seconds},
+                   {"micro_batches", micro_batches},
+                   {"profile", profile.to_json()}});
   if (epochs_done > 1)
-    std::remove((checkpointer.dir() + "/step-" + std::to_string(epochs_done - 1) +
-                 "-optimizers.pt").c_str());
+    std::remove((checkpoint.dir() + "/" + unit_optimizers_file(epochs_done - 1)).c_str());
 }
 
 void StageRun::run_phase(const std::function<void(const BatchFn&)>& source,
@@ -234,7 +218,7 @@ namespace {
 /// same weights; NeuroFlux's adaptive heads come out of rank 0's profiling. Rank 0 measures (or,
 /// resuming, reuses what it measured then); all place the stages from its figures, so all agree.
 std::pair<LocalModel, Profile> stage_model(const TrainingSetup& setup, UnitChain chain,
-                                           const std::optional<json>& saved) {
+                                           const EpochCheckpoint& checkpoint) {
   const Config& config = setup.config;
   Communicator& comm = *setup.comm;
   LocalModel model{nullptr};
@@ -244,15 +228,16 @@ std::pair<LocalModel, Profile> stage_model(const TrainingSetup& setup, UnitChain
   }
   std::string profile_text;
   if (comm.rank() == 0)
-    profile_text = saved ? saved->at("state").at("profile").dump()
-                         : pipeline_profile(config, chain, setup.device).to_json().dump();
+    profile_text = checkpoint.resuming()
+                       ? checkpoint.saved_state().at("profile").dump()
+                       : pipeline_profile(config, chain, setup.device).to_json().dump();
   Profile profile = Profile::from_json(json::parse(comm.broadcast_string(profile_text, 0)));
   if (config.method != "local") {
     std::vector<AuxHeadSpec> heads;
     for (const auto& u : profile.units) heads.push_back(u.head);
     model = LocalModel(chain, heads);
     model->to(setup.device);
-    if (!saved) broadcast_module(comm, *model, 0);
+    if (!checkpoint.resuming()) broadcast_module(comm, *model, 0);
   }
   return {model, profile};
 }
@@ -360,19 +345,13 @@ Report PipelineTrainer::fit(UnitChain chain, const data::DataSplits& data) {
   chain->to(setup_.device);
   // Every rank checkpoints its own stage after each epoch (rank k under OUT/rank-k/); a resumed
   // job restarts all ranks from the epoch they all saved.
-  Checkpointer checkpointer(setup_.out_dir.empty() ? "" : setup_.out_dir + "/checkpoint");
-  const std::optional<json> saved =
-      setup_.resume && !setup_.out_dir.empty() ? checkpointer.peek() : std::nullopt;
-  if (saved) check_resumable(saved->at("state"), config, checkpointer.dir());
-  if (setup_.resume)
-    check_same_checkpoint(comm, saved ? saved->at("state").at("epochs_done").get<int64_t>() : -1,
-                          checkpointer.dir());
-  auto [model, profile] = stage_model(setup_, chain, saved);
+  EpochCheckpoint checkpoint(setup_);
+  auto [model, profile] = stage_model(setup_, chain, checkpoint);
   const StagePlacement placement = pipeline_placement(config, profile, data, comm.world_size());
   if (comm.rank() == 0) log_line("pipeline placement:\n" + placement.table());
 
   StageRun run(setup_, model, placement, data);
-  if (saved) run.restore(checkpointer, *saved);
+  if (checkpoint.resuming()) run.restore(checkpoint);
   run.heads = run.state.history.empty()
                   ? std::vector<double>(static_cast<size_t>(chain->size()), 0.0)
                   : run.state.history.back().head_val_accuracy;
@@ -382,7 +361,7 @@ Report PipelineTrainer::fit(UnitChain chain, const data::DataSplits& data) {
     MemoryLimitGuard limit(meter, config.memory.budget);
     for (int64_t epoch = run.state.epochs_done; epoch < config.train.epochs; ++epoch) {
       run.train_epoch(epoch);
-      if (!setup_.out_dir.empty()) run.save(checkpointer, profile);
+      if (checkpoint.enabled()) run.save(checkpoint, profile);
     }
   }
   const int64_t peak = meter.peak();
