@@ -16,9 +16,10 @@
 #include <limits>
 #include <memory>
 
+#include "csrc/conv2d_rows/conv2d_rows_logic.h"
 #include "csrc/rowconv/row_plan.h"
-#include "csrc/rowconv/rowconv_logic.h"
 #include "neuroflux/memory_meter.h"
+#include "neuroflux/ops/conv2d_rows.h"
 #include "neuroflux/ops/row_centric.h"
 
 namespace neuroflux::ops {

@@ -1,13 +1,13 @@
 // The band plan of a row-centric stack: for every band and layer, which output rows the layer
 // computes and which input rows it reads, for either scheme. Pure row arithmetic on the layer
-// shapes (rowconv_logic.h), shared by the executor's forward and backward so both walk exactly
+// shapes (conv2d_rows_logic.h), shared by the executor's forward and backward so both walk exactly
 // the same bands.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
-#include "csrc/rowconv/rowconv_logic.h"
+#include "csrc/conv2d_rows/conv2d_rows_logic.h"
 #include "neuroflux/ops/row_centric.h"
 
 namespace neuroflux::ops::rowplan {

@@ -22,9 +22,9 @@
 // Batch norm is refused: in training mode it needs statistics over the whole map, which a band
 // does not have (a two-pass scheme would cost another full forward); build the model without it.
 //
-// The operator underneath, conv2d_rows, computes output rows [r0, r1) of a convolution from a
-// band of input rows, applying the zero padding only at the map's true top and bottom edges.
-// It is registered as neuroflux::conv2d_rows (torch.ops.neuroflux.conv2d_rows from Python).
+// The operator underneath, conv2d_rows (<neuroflux/ops/conv2d_rows.h>), computes output rows
+// [r0, r1) of a convolution from a band of input rows, applying the zero padding only at the
+// map's true top and bottom edges.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -38,27 +38,6 @@
 #include <vector>
 
 namespace neuroflux::ops {
-
-// ---- The operator ----
-
-/// Output rows [r0, r1) of conv2d(input_map, weight, bias, stride, padding, dilation, groups),
-/// where `input` (N, C, h, W) holds rows [input_row0, input_row0 + h) of an input map of
-/// `input_height` rows; it must hold every row the output rows read. Returns (N, Cout, r1 - r0,
-/// Wout). Differentiable in input, weight and bias (the input gradient has input's shape).
-at::Tensor conv2d_rows(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& bias,
-                       at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
-                       int64_t groups, int64_t input_row0, int64_t input_height, int64_t r0,
-                       int64_t r1);
-
-/// conv2d_rows written into `out` (N, Cout, r1 - r0, Wout), e.g. a slice of a preallocated map.
-/// Not differentiable (for no-grad forward passes).
-at::Tensor& conv2d_rows_out(const at::Tensor& input, const at::Tensor& weight,
-                            const at::Tensor& bias, at::IntArrayRef stride,
-                            at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
-                            int64_t input_row0, int64_t input_height, int64_t r0, int64_t r1,
-                            at::Tensor& out);
-
-// ---- The executor ----
 
 enum class RowScheme { kOverlap, kTwoPhase };
 
