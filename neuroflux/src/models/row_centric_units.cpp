@@ -11,8 +11,8 @@
 namespace neuroflux {
 namespace zoo {
 
-ops::RowCentricOptions use_row_centric(std::vector<torch::nn::Sequential>& units,
-                                       const ModelConfig& config) {
+rowcentric::RowCentricOptions use_row_centric(std::vector<torch::nn::Sequential>& units,
+                                              const ModelConfig& config) {
   const std::string& name = config.name;
   if (name.rfind("vgg", 0) != 0 && name.rfind("resnet", 0) != 0 && name != "simplecnn") {
     throw ConfigError("/model/row_centric: runs the conv stacks of vgg11/16/19, resnet18/34 and "
@@ -28,10 +28,10 @@ ops::RowCentricOptions use_row_centric(std::vector<torch::nn::Sequential>& units
                       "saving them, so /model/activations must be \"dense\", got \"" +
                       config.activations + "\"");
   }
-  ops::RowCentricOptions options;
+  rowcentric::RowCentricOptions options;
   options.stripes = config.row_centric.stripes;
-  options.scheme = config.row_centric.scheme == "two_phase" ? ops::RowScheme::kTwoPhase
-                                                            : ops::RowScheme::kOverlap;
+  options.scheme = config.row_centric.scheme == "two_phase" ? rowcentric::RowScheme::kTwoPhase
+                                                            : rowcentric::RowScheme::kOverlap;
   for (auto& unit : units) {
     for (const auto& m : unit->modules(/*include_self=*/false)) {
       if (auto* block = dynamic_cast<BasicBlockImpl*>(m.get())) block->row_centric = options;

@@ -42,7 +42,7 @@ std::pair<std::vector<double>, std::vector<at::Tensor>> train_steps(
 }  // namespace
 
 TEST_CASE("model.row_centric is read, validated with JSON paths and written back",
-          "[rowconv][unit]") {
+          "[models][unit]") {
   json j = {{"model", {{"row_centric", {{"stripes", 6}, {"scheme", "two_phase"}}}}}};
   Config c = Config::from_json(j);
   CHECK(c.model.row_centric.enabled);
@@ -78,7 +78,7 @@ TEST_CASE("model.row_centric is read, validated with JSON paths and written back
 }
 
 TEST_CASE("the zoo refuses row_centric where it cannot run it, naming the key",
-          "[rowconv][unit]") {
+          "[models][unit]") {
   neuroflux::ModelConfig config;
   config.name = "vgg11";
   config.row_centric.enabled = true;
@@ -96,7 +96,7 @@ TEST_CASE("the zoo refuses row_centric where it cannot run it, naming the key",
 }
 
 TEST_CASE("vgg and resnet with row_centric train to the losses and gradients of plain backprop",
-          "[rowconv][unit]") {
+          "[models][unit]") {
   torch::manual_seed(3);
   const at::Tensor x = torch::randn({4, 3, 20, 20});
   const at::Tensor y = torch::randint(0, 10, {4}, torch::kLong);

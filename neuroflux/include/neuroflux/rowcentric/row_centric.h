@@ -37,7 +37,7 @@
 #include <string>
 #include <vector>
 
-namespace neuroflux::ops {
+namespace neuroflux::rowcentric {
 
 enum class RowScheme { kOverlap, kTwoPhase };
 
@@ -111,4 +111,4 @@ class RowCentricStackImpl : public torch::nn::Module {
 };
 TORCH_MODULE(RowCentricStack);
 
-}  // namespace neuroflux::ops
+}  // namespace neuroflux::rowcentric

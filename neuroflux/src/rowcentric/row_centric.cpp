@@ -1,7 +1,7 @@
 // The row-centric executor: one autograd node for a whole conv stack whose forward runs the
 // bands under no-grad and keeps only the stack's input (and, for two-phase, the boundary rows),
 // and whose backward recomputes one band at a time with autograd on. See
-// <neuroflux/ops/row_centric.h> for the schemes.
+// <neuroflux/rowcentric/row_centric.h> for the schemes.
 #include <ATen/ops/avg_pool2d.h>
 #include <ATen/ops/cat.h>
 #include <ATen/ops/constant_pad_nd.h>
@@ -17,12 +17,12 @@
 #include <memory>
 
 #include "csrc/conv2d_rows/conv2d_rows_logic.h"
-#include "csrc/rowconv/row_plan.h"
 #include "neuroflux/memory_meter.h"
 #include "neuroflux/ops/conv2d_rows.h"
-#include "neuroflux/ops/row_centric.h"
+#include "neuroflux/rowcentric/row_centric.h"
+#include "rowcentric/row_plan.h"
 
-namespace neuroflux::ops {
+namespace neuroflux::rowcentric {
 namespace {
 
 using torch::autograd::AutogradContext;
@@ -43,8 +43,8 @@ at::Tensor run_layer(const RowLayer& l, const Rows& x, int64_t height, rows::Spa
                      bool owned) {
   switch (l.kind) {
     case RowLayer::Kind::kConv:
-      return conv2d_rows(x.t, l.weight, l.bias, l.stride, l.padding, l.dilation, l.groups, x.row0,
-                         height, out.begin, out.end);
+      return ops::conv2d_rows(x.t, l.weight, l.bias, l.stride, l.padding, l.dilation, l.groups,
+                              x.row0, height, out.begin, out.end);
     case RowLayer::Kind::kReLU:
       if (owned && x.span().begin == out.begin && x.span().end == out.end) {
         at::Tensor t = x.t;
@@ -359,4 +359,4 @@ at::Tensor row_centric_forward(const at::Tensor& x, const std::vector<RowLayer>&
   return RowCentricFunction::apply(x, at::TensorList(params), run);
 }
 
-}  // namespace neuroflux::ops
+}  // namespace neuroflux::rowcentric
