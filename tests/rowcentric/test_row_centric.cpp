@@ -144,7 +144,7 @@ TEST_CASE("a row-centric vgg-like stack in float32 matches within float toleranc
   ref.sum().backward();
   const auto ref_grads = grads_of(seq);
   for (const auto scheme : {rowcentric::RowScheme::kOverlap, rowcentric::RowScheme::kTwoPhase}) {
-    rowcentric::RowCentricStack stack(seq, rowcentric::RowCentricOptions{4, scheme, std::nullopt});
+    rowcentric::RowCentricStack stack(seq, rowcentric::RowCentricOptions{4, scheme});
     zero_grads(seq);
     at::Tensor x = x0.clone().requires_grad_(true);
     const at::Tensor y = stack->forward(x);
@@ -202,4 +202,35 @@ TEST_CASE("stripes = auto picks the largest band whose estimate fits the free bu
   rowcentric::RowCentricOptions fixed;
   fixed.stripes = 500;
   CHECK(rowcentric::resolve_stripes(layers, sizes, fixed, 0) == 64);  // clamped to the rows
+}
+
+TEST_CASE("stripes = auto asks the caller's free_bytes at every forward call",
+          "[rowcentric][unit]") {
+  torch::manual_seed(9);
+  nn::Sequential seq(nn::Conv2d(nn::Conv2dOptions(3, 8, 3).padding(1)), nn::ReLU(),
+                     nn::Conv2d(nn::Conv2dOptions(8, 8, 3).padding(1)));
+  const auto layers = rowcentric::row_layers_of(seq, "s");
+  const at::Tensor x = torch::randn({2, 3, 16, 16});
+  rowcentric::RowCentricOptions automatic;
+  automatic.stripes = 0;
+  CHECK_THROWS_WITH(rowcentric::row_centric_forward(x, layers, automatic),
+                    Contains("stripes=\"auto\" needs a memory budget"));
+
+  const int64_t four_bands = rowcentric::row_centric_peak_estimate(layers, x.sizes(), 4, 4);
+  std::vector<c10::Device> asked;
+  automatic.free_bytes = [&](const c10::Device& device) {
+    asked.push_back(device);
+    return four_bands;
+  };
+  const at::Tensor ref = seq->forward(x);
+  CHECK(torch::allclose(rowcentric::row_centric_forward(x, layers, automatic), ref, 1e-4, 1e-5));
+  CHECK(torch::allclose(rowcentric::row_centric_forward(x, layers, automatic), ref, 1e-4, 1e-5));
+  REQUIRE(asked.size() == 2);  // what is free changes between calls, so it is asked each time
+  CHECK(asked[0] == x.device());
+
+  // Less than one-row bands need: refused as resolve_stripes refuses it.
+  const int64_t one_row = rowcentric::row_centric_peak_estimate(layers, x.sizes(), 4, 16);
+  automatic.free_bytes = [&](const c10::Device&) { return one_row - 1; };
+  CHECK_THROWS_WITH(rowcentric::row_centric_forward(x, layers, automatic),
+                    Contains("even one-row bands need about"));
 }

@@ -17,7 +17,6 @@
 #include <memory>
 
 #include "csrc/conv2d_rows/conv2d_rows_logic.h"
-#include "neuroflux/memory_meter.h"
 #include "neuroflux/ops/conv2d_rows.h"
 #include "neuroflux/rowcentric/row_centric.h"
 #include "rowcentric/row_plan.h"
@@ -337,14 +336,10 @@ at::Tensor row_centric_forward(const at::Tensor& x, const std::vector<RowLayer>&
               options.stripes);
   int64_t free_bytes = std::numeric_limits<int64_t>::max();
   if (options.stripes == 0) {
-    // The budget is the options' or else the limit the run set on the meter (memory.budget).
-    MemoryMeter& meter = MemoryMeter::of(x.device());
-    const std::optional<int64_t> budget =
-        options.budget_bytes ? options.budget_bytes : meter.limit();
-    TORCH_CHECK(budget.has_value(),
-                "row-centric stack: stripes=\"auto\" needs a memory budget (budget_bytes, or a "
-                "limit on the memory meter as memory.budget sets)");
-    free_bytes = *budget - meter.current();
+    TORCH_CHECK(options.free_bytes,
+                "row-centric stack: stripes=\"auto\" needs a memory budget (free_bytes in the "
+                "options)");
+    free_bytes = options.free_bytes(x.device());
   }
   auto run = c10::make_intrusive<StackRun>();
   run->layers = layers;

@@ -28,12 +28,13 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/pimpl.h>
 
 #include <cstdint>
-#include <optional>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -46,12 +47,13 @@ std::string to_string(RowScheme scheme);
 
 struct RowCentricOptions {
   /// Bands of the stack's output rows; 0 = "auto": the fewest bands (largest band) whose
-  /// estimated peak fits the budget minus what the memory meter already counts, decided at
-  /// every forward call.
+  /// estimated peak fits in free_bytes, decided at every forward call.
   int64_t stripes = 8;
   RowScheme scheme = RowScheme::kOverlap;
-  /// For stripes = 0 only: the budget; nullopt = the memory meter's limit (memory.budget).
-  std::optional<int64_t> budget_bytes;
+  /// Required for stripes = 0, unused otherwise: the bytes the stack may use on `device` (its
+  /// input's), typically a budget minus what is live there now. Called at every forward call,
+  /// since that changes from call to call; the executor keeps no budget of its own.
+  std::function<int64_t(const c10::Device& device)> free_bytes;
 };
 
 /// One layer of a stack as the executor sees it. Build with row_layers_of.
