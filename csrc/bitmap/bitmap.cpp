@@ -9,9 +9,9 @@
 
 #include "csrc/bitmap/bitmap_logic.h"
 
-// The neuroflux namespace is shared by several operator families (bitmap, rowconv, ...), each in
-// its own file; TORCH_LIBRARY(neuroflux, m) may appear only once in a library, so every family,
-// this one included, declares its schemas in a TORCH_LIBRARY_FRAGMENT.
+// The neuroflux namespace is shared by several operator families (bitmap, conv2d_rows, ...),
+// each in its own file; TORCH_LIBRARY(neuroflux, m) may appear only once in a library, so every
+// family, this one included, declares its schemas in a TORCH_LIBRARY_FRAGMENT.
 TORCH_LIBRARY_FRAGMENT(neuroflux, m) {
   m.def("bitmap_pack(Tensor x) -> (Tensor mask, Tensor values)");
   m.def("bitmap_unpack(Tensor mask, Tensor values, int[] sizes) -> Tensor");

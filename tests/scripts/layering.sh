@@ -5,15 +5,21 @@ set -euo pipefail
 src=$2
 python3 "$src/scripts/check_layering.py" "$src"
 
-# The check must fail on a tree with an upward include: models/ reaching into train/.
+# The check must fail on a tree with upward includes: models/ reaching into train/, and an
+# operator in csrc/ reaching into the stripe executor built on it.
 tree=$(mktemp -d)
 trap 'rm -rf "$tree"' EXIT
 cp -r "$src/neuroflux" "$src/csrc" "$src/docs" "$tree/"
 echo '#include "neuroflux/train/run.h"' >> "$tree/neuroflux/src/models/vgg.cpp"
+echo '#include "neuroflux/rowcentric/row_centric.h"' >> "$tree/csrc/conv2d_rows/conv2d_rows.cpp"
 if out=$(python3 "$src/scripts/check_layering.py" "$tree"); then
-  echo "FAIL: an include from models/ into train/ passed the layering check"
+  echo "FAIL: includes from models/ into train/ and from csrc/ into rowcentric/ passed the check"
   exit 1
 fi
-grep -q 'neuroflux/src/models/vgg.cpp:.*models includes "neuroflux/train/run.h"' <<<"$out" || {
-  echo "FAIL: the layering check did not name the upward include:"; echo "$out"; exit 1; }
+for expected in 'neuroflux/src/models/vgg.cpp:.*models includes "neuroflux/train/run.h"' \
+    'csrc/conv2d_rows/conv2d_rows.cpp:.*ops includes "neuroflux/rowcentric/row_centric.h"'; do
+  grep -q "$expected" <<<"$out" || {
+    echo "FAIL: the layering check did not name the upward include ($expected):"; echo "$out"
+    exit 1; }
+done
 echo "layering: ok"

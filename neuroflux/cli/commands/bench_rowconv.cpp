@@ -21,7 +21,7 @@
 #include "neuroflux/errors.h"
 #include "neuroflux/memory_meter.h"
 #include "neuroflux/models/model_zoo.h"
-#include "neuroflux/ops/row_centric.h"
+#include "neuroflux/rowcentric/row_centric.h"
 #include "neuroflux/util/atomic_file.h"
 
 namespace neuroflux::cli {
@@ -124,13 +124,13 @@ int bench_rowconv_command(const Args& args) {
   std::vector<Row> rows;
   model->set_row_centric(std::nullopt);
   rows.push_back(measure(Row{"plain", 0}));
-  for (const auto scheme : {ops::RowScheme::kOverlap, ops::RowScheme::kTwoPhase}) {
+  for (const auto scheme : {rowcentric::RowScheme::kOverlap, rowcentric::RowScheme::kTwoPhase}) {
     for (const int64_t s : stripes_list) {
-      ops::RowCentricOptions o;
+      rowcentric::RowCentricOptions o;
       o.stripes = s;
       o.scheme = scheme;
       model->set_row_centric(o);
-      rows.push_back(measure(Row{ops::to_string(scheme), s}));
+      rows.push_back(measure(Row{rowcentric::to_string(scheme), s}));
     }
   }
   model->set_row_centric(std::nullopt);

@@ -12,7 +12,8 @@
 
 namespace neuroflux {
 
-/// model.row_centric: run the conv stacks stripe by stripe (csrc/rowconv). Absent or null = off.
+/// model.row_centric: run the conv stacks stripe by stripe (<neuroflux/rowcentric/row_centric.h>).
+/// Absent or null = off.
 struct RowCentricConfig {
   bool enabled = false;
   int64_t stripes = 8;                 ///< 0 = "auto": largest band under memory.budget

@@ -5,8 +5,8 @@
 #include <stdexcept>
 
 #include "neuroflux/distributed/grad_reducer.h"
-#include "neuroflux/ops/row_centric.h"
 #include "neuroflux/recompute/scheduled_chain.h"
+#include "neuroflux/rowcentric/row_centric.h"
 
 namespace neuroflux {
 
@@ -28,14 +28,15 @@ UnitMode unit_mode_from_string(const std::string& name) {
 
 std::vector<UnitMode> unit_modes_for(const torch::nn::Sequential& unit) {
   std::vector<UnitMode> modes{UnitMode::kPlain, UnitMode::kRecompute};
-  if (ops::is_row_stack(unit)) modes.push_back(UnitMode::kRowCentric);
+  if (rowcentric::is_row_stack(unit)) modes.push_back(UnitMode::kRowCentric);
   return modes;
 }
 
 at::Tensor unit_forward(torch::nn::Sequential& unit, const at::Tensor& input, UnitMode mode) {
   switch (mode) {
     case UnitMode::kRecompute: return checkpoint(unit, input);
-    case UnitMode::kRowCentric: return ops::row_centric_forward(input, ops::row_layers_of(unit, "unit"), {});
+    case UnitMode::kRowCentric:
+      return rowcentric::row_centric_forward(input, rowcentric::row_layers_of(unit, "unit"), {});
     case UnitMode::kPlain: break;
   }
   return unit->forward(input);

@@ -33,9 +33,9 @@ void BasicBlockImpl::reset() {
 at::Tensor BasicBlockImpl::forward(const at::Tensor& x) {
   if (row_centric) {
     TORCH_CHECK(!bn1 && !bn2, "BasicBlock: row-centric execution needs a block without batch norm");
-    const std::vector<ops::RowLayer> main_path =
-        ops::row_layers_of(torch::nn::Sequential(conv1, relu1, conv2), "BasicBlock");
-    at::Tensor y = ops::row_centric_forward(x, main_path, *row_centric);
+    const std::vector<rowcentric::RowLayer> main_path =
+        rowcentric::row_layers_of(torch::nn::Sequential(conv1, relu1, conv2), "BasicBlock");
+    at::Tensor y = rowcentric::row_centric_forward(x, main_path, *row_centric);
     y = y + (shortcut ? shortcut->forward(x) : x);
     return relu2->forward(y);
   }

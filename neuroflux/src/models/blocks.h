@@ -16,7 +16,7 @@
 #include <cstdint>
 #include <optional>
 
-#include "neuroflux/ops/row_centric.h"
+#include "neuroflux/rowcentric/row_centric.h"
 
 namespace neuroflux {
 
@@ -47,7 +47,7 @@ class BasicBlockImpl : public torch::nn::Cloneable<BasicBlockImpl> {
   torch::nn::Sequential shortcut{nullptr};            ///< null for the identity shortcut
   /// When set (model.row_centric, no batch norm), the main path conv1 - ReLU - conv2 runs as a
   /// row-centric stack, so conv1's output is never kept whole.
-  std::optional<ops::RowCentricOptions> row_centric;
+  std::optional<rowcentric::RowCentricOptions> row_centric;
 };
 TORCH_MODULE(BasicBlock);
 

@@ -143,7 +143,7 @@ UnitChain build_model(const ModelConfig& config, std::vector<int64_t> input_shap
   for (auto& unit : built.units) init_weights(*unit);
   init_weights(*classifier);
   if (config.activations == "bitmap") zoo::use_bitmap_activations(built.units, config.name);
-  std::optional<ops::RowCentricOptions> row_centric;
+  std::optional<rowcentric::RowCentricOptions> row_centric;
   if (config.row_centric.enabled) row_centric = zoo::use_row_centric(built.units, config);
   UnitChain chain(std::move(built.units), std::move(classifier), std::move(input_shape),
                   num_classes, config.name);

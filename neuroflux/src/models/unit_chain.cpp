@@ -132,25 +132,26 @@ at::Tensor UnitChainImpl::forward_units(at::Tensor x, int64_t first, int64_t las
     // its input and output stay alive. Cut at pools (LR-CNN's segments): one stack over a whole
     // VGG would give its few output rows a receptive field of nearly the whole image, and every
     // band would recompute almost everything (measured: slower and larger than plain).
-    std::vector<ops::RowLayer> layers;
+    std::vector<rowcentric::RowLayer> layers;
     for (; i < last && row_stack_[i]; ++i) {
-      ops::append_row_layers(layers, units_[i], "unit" + std::to_string(i));
+      rowcentric::append_row_layers(layers, units_[i], "unit" + std::to_string(i));
       const auto kind = layers.back().kind;
-      if (kind == ops::RowLayer::Kind::kMaxPool || kind == ops::RowLayer::Kind::kAvgPool) {
+      if (kind == rowcentric::RowLayer::Kind::kMaxPool ||
+          kind == rowcentric::RowLayer::Kind::kAvgPool) {
         ++i;
         break;
       }
     }
-    x = ops::row_centric_forward(x, layers, *row_centric_);
+    x = rowcentric::row_centric_forward(x, layers, *row_centric_);
   }
   return x;
 }
 
-void UnitChainImpl::set_row_centric(std::optional<ops::RowCentricOptions> options) {
+void UnitChainImpl::set_row_centric(std::optional<rowcentric::RowCentricOptions> options) {
   row_centric_ = std::move(options);
   row_stack_.assign(units_.size(), false);
   if (!row_centric_) return;
-  for (size_t i = 0; i < units_.size(); ++i) row_stack_[i] = ops::is_row_stack(units_[i]);
+  for (size_t i = 0; i < units_.size(); ++i) row_stack_[i] = rowcentric::is_row_stack(units_[i]);
 }
 
 const std::vector<int64_t>& UnitChainImpl::output_shape(int64_t i) const {

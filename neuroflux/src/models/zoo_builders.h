@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "neuroflux/config.h"
-#include "neuroflux/ops/row_centric.h"
+#include "neuroflux/rowcentric/row_centric.h"
 
 namespace neuroflux {
 namespace zoo {
@@ -42,9 +42,11 @@ void use_bitmap_activations(std::vector<torch::nn::Sequential>& units, const std
 /// model.row_centric: checks that the model can run row-centric (vgg*, resnet*, simplecnn, all
 /// without batch norm; not with bitmap activations), each a ConfigError naming
 /// /model/row_centric, and hands the options to ResNet's basic blocks. The plain conv-stack
-/// units are run row-centric by UnitChain::set_row_centric with the options returned.
-ops::RowCentricOptions use_row_centric(std::vector<torch::nn::Sequential>& units,
-                                       const ModelConfig& config);
+/// units are run row-centric by UnitChain::set_row_centric with the options returned. For
+/// stripes = "auto" the options take the free bytes from the device's MemoryMeter: its limit
+/// (memory.budget) less its live bytes at each forward call.
+rowcentric::RowCentricOptions use_row_centric(std::vector<torch::nn::Sequential>& units,
+                                              const ModelConfig& config);
 
 /// Channels of a layer with `channels` at width 1: rounded to nearest, at least 4, so a very
 /// thin model still has a few filters per layer.

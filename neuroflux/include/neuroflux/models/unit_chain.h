@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "neuroflux/ops/row_centric.h"
+#include "neuroflux/rowcentric/row_centric.h"
 
 namespace neuroflux {
 
@@ -30,8 +30,8 @@ class UnitChainImpl : public torch::nn::Module {
   /// Row-centric execution (model.row_centric): from now on forward_units runs every run of
   /// consecutive plain conv-stack units (Conv2d / ReLU / MaxPool2d / AvgPool2d only) as one
   /// row-centric stack; other units run as before. nullopt switches it off.
-  void set_row_centric(std::optional<ops::RowCentricOptions> options);
-  const std::optional<ops::RowCentricOptions>& row_centric() const { return row_centric_; }
+  void set_row_centric(std::optional<rowcentric::RowCentricOptions> options);
+  const std::optional<rowcentric::RowCentricOptions>& row_centric() const { return row_centric_; }
 
   int64_t size() const { return static_cast<int64_t>(units_.size()); }
   torch::nn::Sequential& unit(int64_t i) { return units_.at(i); }
@@ -54,7 +54,7 @@ class UnitChainImpl : public torch::nn::Module {
   std::vector<std::vector<int64_t>> output_shapes_;
   int64_t num_classes_;
   std::string name_;
-  std::optional<ops::RowCentricOptions> row_centric_;
+  std::optional<rowcentric::RowCentricOptions> row_centric_;
   std::vector<bool> row_stack_;  ///< per unit: may join a row-centric run
 };
 TORCH_MODULE(UnitChain);

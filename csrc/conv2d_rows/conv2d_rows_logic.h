@@ -1,6 +1,6 @@
 // Row arithmetic of row-centric execution, written once for the host (the CPU op, the executor's
-// band planner) and the device (cuda/rowconv_kernels.cu). No LibTorch in here: the CUDA kernels
-// include this header and compile standalone with nvcc.
+// band planner) and the device (cuda/conv2d_rows_kernels.cu). No LibTorch in here: the CUDA
+// kernels include this header and compile standalone with nvcc.
 //
 // Only the height axis is cut into bands, so everything here is about rows. A sliding-window
 // layer (conv or pool) along H is described by its kernel k, stride s, padding p and dilation d:

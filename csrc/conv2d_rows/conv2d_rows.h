@@ -1,7 +1,7 @@
-// C++ entry points of the rowconv operators (namespace neuroflux::ops). The public one,
-// conv2d_rows, is declared in <neuroflux/ops/row_centric.h>; this header adds the private
-// backward op the autograd wrapper calls and the argument checks every backend runs, so CPU and
-// CUDA reject bad input with the same words. Every entry point calls through the dispatcher.
+// C++ entry points of the conv2d_rows operators (namespace neuroflux::ops). The public ones are
+// declared in <neuroflux/ops/conv2d_rows.h>; this header adds the private backward op the
+// autograd wrapper calls and the argument checks every backend runs, so CPU and CUDA reject bad
+// input with the same words. Every entry point calls through the dispatcher.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -9,8 +9,8 @@
 #include <array>
 #include <tuple>
 
-#include "csrc/rowconv/rowconv_logic.h"
-#include "neuroflux/ops/row_centric.h"
+#include "csrc/conv2d_rows/conv2d_rows_logic.h"
+#include "neuroflux/ops/conv2d_rows.h"
 
 namespace neuroflux::ops {
 

@@ -7,9 +7,9 @@
 #include <random>
 #include <sstream>
 
-#include "neuroflux/ops/row_centric.h"
+#include "neuroflux/rowcentric/row_centric.h"
 
-namespace ops = neuroflux::ops;
+namespace rowcentric = neuroflux::rowcentric;
 namespace nn = torch::nn;
 using Catch::Matchers::Contains;
 
@@ -86,7 +86,7 @@ void zero_grads(nn::Sequential& seq) {
 }  // namespace
 
 TEST_CASE("row-centric stacks equal the plain stack in outputs and all gradients",
-          "[rowconv][unit]") {
+          "[rowcentric][unit]") {
   std::mt19937 rng(42);
   torch::manual_seed(42);
   for (int trial = 0; trial < 40; ++trial) {
@@ -106,16 +106,16 @@ TEST_CASE("row-centric stacks equal the plain stack in outputs and all gradients
     const auto ref_grads = grads_of(seq);
     const int64_t rows_out = ref.size(2);
 
-    const auto layers = ops::row_layers_of(seq, "chain");
-    for (const auto scheme : {ops::RowScheme::kOverlap, ops::RowScheme::kTwoPhase}) {
+    const auto layers = rowcentric::row_layers_of(seq, "chain");
+    for (const auto scheme : {rowcentric::RowScheme::kOverlap, rowcentric::RowScheme::kTwoPhase}) {
       for (const int64_t stripes : {int64_t{1}, int64_t{2}, int64_t{3}, rows_out, rows_out + 5}) {
-        INFO("scheme " << ops::to_string(scheme) << ", " << stripes << " stripes");
+        INFO("scheme " << rowcentric::to_string(scheme) << ", " << stripes << " stripes");
         zero_grads(seq);
         at::Tensor x = x0.clone().requires_grad_(true);
-        ops::RowCentricOptions options;
+        rowcentric::RowCentricOptions options;
         options.stripes = stripes;
         options.scheme = scheme;
-        const at::Tensor y = ops::row_centric_forward(x, layers, options);
+        const at::Tensor y = rowcentric::row_centric_forward(x, layers, options);
         REQUIRE(y.sizes() == ref.sizes());
         CHECK(torch::allclose(y, ref, 1e-10, 1e-10));
         y.backward(g);
@@ -132,7 +132,7 @@ TEST_CASE("row-centric stacks equal the plain stack in outputs and all gradients
 }
 
 TEST_CASE("a row-centric vgg-like stack in float32 matches within float tolerance",
-          "[rowconv][unit]") {
+          "[rowcentric][unit]") {
   torch::manual_seed(5);
   nn::Sequential seq(nn::Conv2d(nn::Conv2dOptions(3, 8, 3).padding(1)), nn::ReLU(),
                      nn::Conv2d(nn::Conv2dOptions(8, 8, 3).padding(1)), nn::ReLU(),
@@ -143,8 +143,8 @@ TEST_CASE("a row-centric vgg-like stack in float32 matches within float toleranc
   const at::Tensor ref = seq->forward(xr);
   ref.sum().backward();
   const auto ref_grads = grads_of(seq);
-  for (const auto scheme : {ops::RowScheme::kOverlap, ops::RowScheme::kTwoPhase}) {
-    ops::RowCentricStack stack(seq, ops::RowCentricOptions{4, scheme, std::nullopt});
+  for (const auto scheme : {rowcentric::RowScheme::kOverlap, rowcentric::RowScheme::kTwoPhase}) {
+    rowcentric::RowCentricStack stack(seq, rowcentric::RowCentricOptions{4, scheme});
     zero_grads(seq);
     at::Tensor x = x0.clone().requires_grad_(true);
     const at::Tensor y = stack->forward(x);
@@ -155,50 +155,82 @@ TEST_CASE("a row-centric vgg-like stack in float32 matches within float toleranc
     for (size_t i = 0; i < got.size(); ++i) CHECK(torch::allclose(got[i], ref_grads[i], 1e-3, 1e-4));
   }
   // The stack shares the Sequential's parameters, and a clone does not.
-  ops::RowCentricStack stack(seq, ops::RowCentricOptions{});
+  rowcentric::RowCentricStack stack(seq, rowcentric::RowCentricOptions{});
   CHECK(stack->parameters().size() == seq->parameters().size());
-  auto copy = std::dynamic_pointer_cast<ops::RowCentricStackImpl>(stack->clone());
+  auto copy = std::dynamic_pointer_cast<rowcentric::RowCentricStackImpl>(stack->clone());
   REQUIRE(copy);
   CHECK(copy->parameters()[0].data_ptr() != seq->parameters()[0].data_ptr());
   CHECK(torch::equal(copy->parameters()[0], seq->parameters()[0]));
 }
 
-TEST_CASE("row-centric stacks refuse batch norm and other layers by name", "[rowconv][unit]") {
+TEST_CASE("row-centric stacks refuse batch norm and other layers by name", "[rowcentric][unit]") {
   nn::Sequential with_bn(nn::Conv2d(nn::Conv2dOptions(3, 4, 3)), nn::BatchNorm2d(4), nn::ReLU());
-  CHECK_THROWS_WITH(ops::row_layers_of(with_bn, "unit2"),
+  CHECK_THROWS_WITH(rowcentric::row_layers_of(with_bn, "unit2"),
                     Contains("unit2.1") && Contains("BatchNorm2d") &&
                         Contains("statistics over the whole map"));
   nn::Sequential with_linear(nn::Conv2d(nn::Conv2dOptions(3, 4, 3)), nn::Flatten());
-  CHECK_THROWS_WITH(ops::row_layers_of(with_linear, "s"),
+  CHECK_THROWS_WITH(rowcentric::row_layers_of(with_linear, "s"),
                     Contains("s.1") && Contains("Flatten") && Contains("cannot run row-centric"));
   nn::Sequential reflect(nn::Conv2d(nn::Conv2dOptions(3, 4, 3).padding(1).padding_mode(torch::kReflect)));
-  CHECK_THROWS_WITH(ops::row_layers_of(reflect, "s"), Contains("padding_mode"));
-  CHECK_FALSE(ops::is_row_stack(with_bn));
-  CHECK(ops::is_row_stack(nn::Sequential(nn::Conv2d(nn::Conv2dOptions(3, 4, 3)), nn::ReLU())));
+  CHECK_THROWS_WITH(rowcentric::row_layers_of(reflect, "s"), Contains("padding_mode"));
+  CHECK_FALSE(rowcentric::is_row_stack(with_bn));
+  CHECK(rowcentric::is_row_stack(
+      nn::Sequential(nn::Conv2d(nn::Conv2dOptions(3, 4, 3)), nn::ReLU())));
 }
 
 TEST_CASE("stripes = auto picks the largest band whose estimate fits the free budget",
-          "[rowconv][unit]") {
+          "[rowcentric][unit]") {
   nn::Sequential seq(nn::Conv2d(nn::Conv2dOptions(3, 16, 3).padding(1)), nn::ReLU(),
                      nn::Conv2d(nn::Conv2dOptions(16, 16, 3).padding(1)), nn::ReLU());
-  const auto layers = ops::row_layers_of(seq, "s");
+  const auto layers = rowcentric::row_layers_of(seq, "s");
   const std::vector<int64_t> sizes{4, 3, 64, 64};
-  ops::RowCentricOptions automatic;
+  rowcentric::RowCentricOptions automatic;
   automatic.stripes = 0;
-  const int64_t one = ops::row_centric_peak_estimate(layers, sizes, 4, 1);
-  const int64_t eight = ops::row_centric_peak_estimate(layers, sizes, 4, 8);
-  const int64_t rows = ops::row_centric_peak_estimate(layers, sizes, 4, 64);
+  const int64_t one = rowcentric::row_centric_peak_estimate(layers, sizes, 4, 1);
+  const int64_t eight = rowcentric::row_centric_peak_estimate(layers, sizes, 4, 8);
+  const int64_t rows = rowcentric::row_centric_peak_estimate(layers, sizes, 4, 64);
   CHECK(one > eight);
   CHECK(eight > rows);
-  CHECK(ops::resolve_stripes(layers, sizes, automatic, one) == 1);
-  const int64_t s = ops::resolve_stripes(layers, sizes, automatic, eight);
+  CHECK(rowcentric::resolve_stripes(layers, sizes, automatic, one) == 1);
+  const int64_t s = rowcentric::resolve_stripes(layers, sizes, automatic, eight);
   CHECK(s <= 8);
-  CHECK(ops::row_centric_peak_estimate(layers, sizes, 4, s) <= eight);
+  CHECK(rowcentric::row_centric_peak_estimate(layers, sizes, 4, s) <= eight);
   REQUIRE(s > 1);
-  CHECK(ops::row_centric_peak_estimate(layers, sizes, 4, s - 1) > eight);
-  CHECK_THROWS_WITH(ops::resolve_stripes(layers, sizes, automatic, rows - 1),
+  CHECK(rowcentric::row_centric_peak_estimate(layers, sizes, 4, s - 1) > eight);
+  CHECK_THROWS_WITH(rowcentric::resolve_stripes(layers, sizes, automatic, rows - 1),
                     Contains("even one-row bands need about"));
-  ops::RowCentricOptions fixed;
+  rowcentric::RowCentricOptions fixed;
   fixed.stripes = 500;
-  CHECK(ops::resolve_stripes(layers, sizes, fixed, 0) == 64);  // clamped to the rows
+  CHECK(rowcentric::resolve_stripes(layers, sizes, fixed, 0) == 64);  // clamped to the rows
+}
+
+TEST_CASE("stripes = auto asks the caller's free_bytes at every forward call",
+          "[rowcentric][unit]") {
+  torch::manual_seed(9);
+  nn::Sequential seq(nn::Conv2d(nn::Conv2dOptions(3, 8, 3).padding(1)), nn::ReLU(),
+                     nn::Conv2d(nn::Conv2dOptions(8, 8, 3).padding(1)));
+  const auto layers = rowcentric::row_layers_of(seq, "s");
+  const at::Tensor x = torch::randn({2, 3, 16, 16});
+  rowcentric::RowCentricOptions automatic;
+  automatic.stripes = 0;
+  CHECK_THROWS_WITH(rowcentric::row_centric_forward(x, layers, automatic),
+                    Contains("stripes=\"auto\" needs a memory budget"));
+
+  const int64_t four_bands = rowcentric::row_centric_peak_estimate(layers, x.sizes(), 4, 4);
+  std::vector<c10::Device> asked;
+  automatic.free_bytes = [&](const c10::Device& device) {
+    asked.push_back(device);
+    return four_bands;
+  };
+  const at::Tensor ref = seq->forward(x);
+  CHECK(torch::allclose(rowcentric::row_centric_forward(x, layers, automatic), ref, 1e-4, 1e-5));
+  CHECK(torch::allclose(rowcentric::row_centric_forward(x, layers, automatic), ref, 1e-4, 1e-5));
+  REQUIRE(asked.size() == 2);  // what is free changes between calls, so it is asked each time
+  CHECK(asked[0] == x.device());
+
+  // Less than one-row bands need: refused as resolve_stripes refuses it.
+  const int64_t one_row = rowcentric::row_centric_peak_estimate(layers, x.sizes(), 4, 16);
+  automatic.free_bytes = [&](const c10::Device&) { return one_row - 1; };
+  CHECK_THROWS_WITH(rowcentric::row_centric_forward(x, layers, automatic),
+                    Contains("even one-row bands need about"));
 }

@@ -22,43 +22,23 @@
 // Batch norm is refused: in training mode it needs statistics over the whole map, which a band
 // does not have (a two-pass scheme would cost another full forward); build the model without it.
 //
-// The operator underneath, conv2d_rows, computes output rows [r0, r1) of a convolution from a
-// band of input rows, applying the zero padding only at the map's true top and bottom edges.
-// It is registered as neuroflux::conv2d_rows (torch.ops.neuroflux.conv2d_rows from Python).
+// The operator underneath, conv2d_rows (<neuroflux/ops/conv2d_rows.h>), computes output rows
+// [r0, r1) of a convolution from a band of input rows, applying the zero padding only at the
+// map's true top and bottom edges.
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/pimpl.h>
 
 #include <cstdint>
-#include <optional>
+#include <functional>
 #include <string>
 #include <vector>
 
-namespace neuroflux::ops {
-
-// ---- The operator ----
-
-/// Output rows [r0, r1) of conv2d(input_map, weight, bias, stride, padding, dilation, groups),
-/// where `input` (N, C, h, W) holds rows [input_row0, input_row0 + h) of an input map of
-/// `input_height` rows; it must hold every row the output rows read. Returns (N, Cout, r1 - r0,
-/// Wout). Differentiable in input, weight and bias (the input gradient has input's shape).
-at::Tensor conv2d_rows(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& bias,
-                       at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
-                       int64_t groups, int64_t input_row0, int64_t input_height, int64_t r0,
-                       int64_t r1);
-
-/// conv2d_rows written into `out` (N, Cout, r1 - r0, Wout), e.g. a slice of a preallocated map.
-/// Not differentiable (for no-grad forward passes).
-at::Tensor& conv2d_rows_out(const at::Tensor& input, const at::Tensor& weight,
-                            const at::Tensor& bias, at::IntArrayRef stride,
-                            at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
-                            int64_t input_row0, int64_t input_height, int64_t r0, int64_t r1,
-                            at::Tensor& out);
-
-// ---- The executor ----
+namespace neuroflux::rowcentric {
 
 enum class RowScheme { kOverlap, kTwoPhase };
 
@@ -67,12 +47,13 @@ std::string to_string(RowScheme scheme);
 
 struct RowCentricOptions {
   /// Bands of the stack's output rows; 0 = "auto": the fewest bands (largest band) whose
-  /// estimated peak fits the budget minus what the memory meter already counts, decided at
-  /// every forward call.
+  /// estimated peak fits in free_bytes, decided at every forward call.
   int64_t stripes = 8;
   RowScheme scheme = RowScheme::kOverlap;
-  /// For stripes = 0 only: the budget; nullopt = the memory meter's limit (memory.budget).
-  std::optional<int64_t> budget_bytes;
+  /// Required for stripes = 0, unused otherwise: the bytes the stack may use on `device` (its
+  /// input's), typically a budget minus what is live there now. Called at every forward call,
+  /// since that changes from call to call; the executor keeps no budget of its own.
+  std::function<int64_t(const c10::Device& device)> free_bytes;
 };
 
 /// One layer of a stack as the executor sees it. Build with row_layers_of.
@@ -132,4 +113,4 @@ class RowCentricStackImpl : public torch::nn::Module {
 };
 TORCH_MODULE(RowCentricStack);
 
-}  // namespace neuroflux::ops
+}  // namespace neuroflux::rowcentric

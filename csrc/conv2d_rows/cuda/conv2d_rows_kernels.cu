@@ -1,7 +1,8 @@
-// CUDA kernels of conv2d_rows; see rowconv_kernels.cuh. The row arithmetic (which input row an
-// output row reads at a tap, and which output row reads an input row) comes from rowconv_logic.h.
-#include "csrc/rowconv/cuda/rowconv_kernels.cuh"
-#include "csrc/rowconv/rowconv_logic.h"
+// CUDA kernels of conv2d_rows; see conv2d_rows_kernels.cuh. The row arithmetic (which input row
+// an output row reads at a tap, and which output row reads an input row) comes from
+// conv2d_rows_logic.h.
+#include "csrc/conv2d_rows/cuda/conv2d_rows_kernels.cuh"
+#include "csrc/conv2d_rows/conv2d_rows_logic.h"
 
 namespace neuroflux::ops::cuda {
 namespace {

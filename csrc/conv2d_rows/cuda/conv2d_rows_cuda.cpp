@@ -1,4 +1,4 @@
-// CUDA implementation of conv2d_rows: the LibTorch side of cuda/rowconv_kernels.cu. Compiled
+// CUDA implementation of conv2d_rows: the LibTorch side of cuda/conv2d_rows_kernels.cu. Compiled
 // only when LibTorch has CUDA (NEUROFLUX_WITH_CUDA); run by the [cuda] tests where a GPU exists
 // (scripts/gpu-check.sh). Every wrapper follows one order: check the arguments and devices,
 // CUDAGuard, the current stream, return early on empty output, AT_DISPATCH, launch, check.
@@ -11,8 +11,8 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
-#include "csrc/rowconv/cuda/rowconv_kernels.cuh"
-#include "csrc/rowconv/rowconv.h"
+#include "csrc/conv2d_rows/cuda/conv2d_rows_kernels.cuh"
+#include "csrc/conv2d_rows/conv2d_rows.h"
 
 namespace neuroflux::ops {
 namespace {

@@ -6,8 +6,8 @@
 #include <catch2/catch.hpp>
 #include <random>
 
-#include "csrc/rowconv/rowconv_logic.h"
-#include "neuroflux/ops/row_centric.h"
+#include "csrc/conv2d_rows/conv2d_rows_logic.h"
+#include "neuroflux/ops/conv2d_rows.h"
 
 namespace ops = neuroflux::ops;
 namespace rows = neuroflux::ops::rows;
@@ -51,7 +51,7 @@ Case random_case(std::mt19937& rng) {
 }  // namespace
 
 TEST_CASE("conv2d_rows equals the rows of at::conv2d on the full map, with gradients",
-          "[rowconv][unit]") {
+          "[ops][unit]") {
   std::mt19937 rng(1234);
   torch::manual_seed(1234);
   for (int trial = 0; trial < 300; ++trial) {
@@ -92,7 +92,7 @@ TEST_CASE("conv2d_rows equals the rows of at::conv2d on the full map, with gradi
 }
 
 TEST_CASE("conv2d_rows in float32 and without bias stays within float tolerance",
-          "[rowconv][unit]") {
+          "[ops][unit]") {
   torch::manual_seed(7);
   const at::Tensor x = torch::randn({2, 3, 17, 9});
   const at::Tensor w = torch::randn({4, 3, 3, 3}, torch::requires_grad());
@@ -107,7 +107,7 @@ TEST_CASE("conv2d_rows in float32 and without bias stays within float tolerance"
   }
 }
 
-TEST_CASE("conv2d_rows.out writes into a slice of a preallocated map", "[rowconv][unit]") {
+TEST_CASE("conv2d_rows.out writes into a slice of a preallocated map", "[ops][unit]") {
   torch::manual_seed(3);
   const at::Tensor x = torch::randn({1, 2, 12, 6});
   const at::Tensor w = torch::randn({3, 2, 3, 3});
@@ -124,7 +124,7 @@ TEST_CASE("conv2d_rows.out writes into a slice of a preallocated map", "[rowconv
 }
 
 TEST_CASE("conv2d_rows is registered with the dispatcher and refuses bad bands",
-          "[rowconv][unit]") {
+          "[ops][unit]") {
   for (const char* name : {"neuroflux::conv2d_rows", "neuroflux::_conv2d_rows_backward"}) {
     CHECK(c10::Dispatcher::singleton().findSchema({name, ""}).has_value());
   }

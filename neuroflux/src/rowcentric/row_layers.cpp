@@ -7,9 +7,9 @@
 
 #include <ostream>
 
-#include "neuroflux/ops/row_centric.h"
+#include "neuroflux/rowcentric/row_centric.h"
 
-namespace neuroflux::ops {
+namespace neuroflux::rowcentric {
 namespace {
 
 namespace nn = torch::nn;
@@ -141,9 +141,9 @@ at::Tensor RowCentricStackImpl::forward(const at::Tensor& x) {
 }
 
 void RowCentricStackImpl::pretty_print(std::ostream& stream) const {
-  stream << "neuroflux::ops::RowCentricStack(stripes="
+  stream << "neuroflux::rowcentric::RowCentricStack(stripes="
          << (options.stripes == 0 ? std::string("auto") : std::to_string(options.stripes))
          << ", scheme=" << to_string(options.scheme) << ")";
 }
 
-}  // namespace neuroflux::ops
+}  // namespace neuroflux::rowcentric

@@ -1,16 +1,22 @@
 // The band plan of a row-centric stack: for every band and layer, which output rows the layer
 // computes and which input rows it reads, for either scheme. Pure row arithmetic on the layer
-// shapes (rowconv_logic.h), shared by the executor's forward and backward so both walk exactly
-// the same bands.
+// shapes (csrc/conv2d_rows/conv2d_rows_logic.h), shared by the executor's forward and backward so
+// both walk exactly the same bands.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
-#include "csrc/rowconv/rowconv_logic.h"
-#include "neuroflux/ops/row_centric.h"
+#include "csrc/conv2d_rows/conv2d_rows_logic.h"
+#include "neuroflux/rowcentric/row_centric.h"
 
-namespace neuroflux::ops::rowplan {
+namespace neuroflux::rowcentric {
+// The row arithmetic is the operator's (written once for host and device); the executor plans
+// its bands with the same functions the kernels use.
+namespace rows = ops::rows;
+}  // namespace neuroflux::rowcentric
+
+namespace neuroflux::rowcentric::rowplan {
 
 /// Per-sample map shapes through the stack: layer L reads (channels[L], heights[L], widths[L])
 /// and writes index L + 1.
@@ -40,4 +46,4 @@ std::vector<Band> plan_bands(const StackShape& shape, int64_t stripes, RowScheme
 /// Bytes of the widest band's maps, all layers summed, per sample and element.
 int64_t widest_band_elements(const StackShape& shape, const std::vector<Band>& bands);
 
-}  // namespace neuroflux::ops::rowplan
+}  // namespace neuroflux::rowcentric::rowplan

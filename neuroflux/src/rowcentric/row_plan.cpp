@@ -1,10 +1,10 @@
-#include "csrc/rowconv/row_plan.h"
+#include "rowcentric/row_plan.h"
 
 #include <c10/util/Exception.h>
 
 #include <algorithm>
 
-namespace neuroflux::ops::rowplan {
+namespace neuroflux::rowcentric::rowplan {
 
 StackShape shape_of(const std::vector<RowLayer>& layers, int64_t channels, int64_t height,
                     int64_t width) {
@@ -86,4 +86,4 @@ int64_t widest_band_elements(const StackShape& shape, const std::vector<Band>& b
   return widest;
 }
 
-}  // namespace neuroflux::ops::rowplan
+}  // namespace neuroflux::rowcentric::rowplan

@@ -1,10 +1,10 @@
-// CUDA kernels of conv2d_rows: raw pointers and a cudaStream_t, no LibTorch, so rowconv_kernels.cu
-// also compiles standalone with nvcc (the CI compile check on machines without a GPU). The
-// LibTorch side is cuda/rowconv_cuda.cpp.
+// CUDA kernels of conv2d_rows: raw pointers and a cudaStream_t, no LibTorch, so
+// conv2d_rows_kernels.cu also compiles standalone with nvcc (the CI compile check on machines
+// without a GPU). The LibTorch side is cuda/conv2d_rows_cuda.cpp.
 //
 // Direct convolution over a band: every output element of rows [r0, r1) sums its window, reading
 // input rows from the band and treating rows outside [0, height) (the map's true edges) and
-// columns outside [0, W) as zero, per rows::input_row_of in rowconv_logic.h, the same row
+// columns outside [0, W) as zero, per rows::input_row_of in conv2d_rows_logic.h, the same row
 // arithmetic the CPU op and the executor use. The input gradient gathers per input element with
 // rows::output_row_of; the weight gradient reduces per weight element. These are plain,
 // memory-bound kernels meant for correctness on any GPU; where cuDNN is available the band can

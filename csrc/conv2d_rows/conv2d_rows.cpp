@@ -1,7 +1,7 @@
-// Schemas of the rowconv operators and their C++ entry points, which call through the dispatcher
-// (so a C++ caller gets what torch.ops.neuroflux.* gets: the CPU or CUDA kernel behind the
-// autograd wrapper). Kernels: cpu/, cuda/; autograd: autograd/; the executor: row_centric*.cpp.
-#include "csrc/rowconv/rowconv.h"
+// Schemas of the conv2d_rows operators and their C++ entry points, which call through the
+// dispatcher (so a C++ caller gets what torch.ops.neuroflux.* gets: the CPU or CUDA kernel behind
+// the autograd wrapper). Kernels: cpu/, cuda/; autograd: autograd/.
+#include "csrc/conv2d_rows/conv2d_rows.h"
 
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <c10/util/Exception.h>

@@ -11,8 +11,8 @@
 
 #include <vector>
 
-#include "csrc/rowconv/rowconv.h"
-#include "csrc/rowconv/rowconv_logic.h"
+#include "csrc/conv2d_rows/conv2d_rows.h"
+#include "csrc/conv2d_rows/conv2d_rows_logic.h"
 
 namespace neuroflux::ops {
 namespace {

@@ -1,7 +1,7 @@
 // The row-centric executor: one autograd node for a whole conv stack whose forward runs the
 // bands under no-grad and keeps only the stack's input (and, for two-phase, the boundary rows),
 // and whose backward recomputes one band at a time with autograd on. See
-// <neuroflux/ops/row_centric.h> for the schemes.
+// <neuroflux/rowcentric/row_centric.h> for the schemes.
 #include <ATen/ops/avg_pool2d.h>
 #include <ATen/ops/cat.h>
 #include <ATen/ops/constant_pad_nd.h>
@@ -16,12 +16,12 @@
 #include <limits>
 #include <memory>
 
-#include "csrc/rowconv/row_plan.h"
-#include "csrc/rowconv/rowconv_logic.h"
-#include "neuroflux/memory_meter.h"
-#include "neuroflux/ops/row_centric.h"
+#include "csrc/conv2d_rows/conv2d_rows_logic.h"
+#include "neuroflux/ops/conv2d_rows.h"
+#include "neuroflux/rowcentric/row_centric.h"
+#include "rowcentric/row_plan.h"
 
-namespace neuroflux::ops {
+namespace neuroflux::rowcentric {
 namespace {
 
 using torch::autograd::AutogradContext;
@@ -42,8 +42,8 @@ at::Tensor run_layer(const RowLayer& l, const Rows& x, int64_t height, rows::Spa
                      bool owned) {
   switch (l.kind) {
     case RowLayer::Kind::kConv:
-      return conv2d_rows(x.t, l.weight, l.bias, l.stride, l.padding, l.dilation, l.groups, x.row0,
-                         height, out.begin, out.end);
+      return ops::conv2d_rows(x.t, l.weight, l.bias, l.stride, l.padding, l.dilation, l.groups,
+                              x.row0, height, out.begin, out.end);
     case RowLayer::Kind::kReLU:
       if (owned && x.span().begin == out.begin && x.span().end == out.end) {
         at::Tensor t = x.t;
@@ -336,14 +336,10 @@ at::Tensor row_centric_forward(const at::Tensor& x, const std::vector<RowLayer>&
               options.stripes);
   int64_t free_bytes = std::numeric_limits<int64_t>::max();
   if (options.stripes == 0) {
-    // The budget is the options' or else the limit the run set on the meter (memory.budget).
-    MemoryMeter& meter = MemoryMeter::of(x.device());
-    const std::optional<int64_t> budget =
-        options.budget_bytes ? options.budget_bytes : meter.limit();
-    TORCH_CHECK(budget.has_value(),
-                "row-centric stack: stripes=\"auto\" needs a memory budget (budget_bytes, or a "
-                "limit on the memory meter as memory.budget sets)");
-    free_bytes = *budget - meter.current();
+    TORCH_CHECK(options.free_bytes,
+                "row-centric stack: stripes=\"auto\" needs a memory budget (free_bytes in the "
+                "options)");
+    free_bytes = options.free_bytes(x.device());
   }
   auto run = c10::make_intrusive<StackRun>();
   run->layers = layers;
@@ -358,4 +354,4 @@ at::Tensor row_centric_forward(const at::Tensor& x, const std::vector<RowLayer>&
   return RowCentricFunction::apply(x, at::TensorList(params), run);
 }
 
-}  // namespace neuroflux::ops
+}  // namespace neuroflux::rowcentric

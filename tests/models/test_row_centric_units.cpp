@@ -1,6 +1,6 @@
 // model.row_centric: the config key (validation with JSON paths, round trip), the zoo's refusal
-// of models it cannot run, and vgg / resnet training with it to the same losses and gradients
-// as without.
+// of models it cannot run, vgg / resnet training with it to the same losses and gradients as
+// without, and stripes = "auto" fitting the bands into the memory meter's limit.
 #include <torch/torch.h>
 
 #include <catch2/catch.hpp>
@@ -10,6 +10,7 @@
 
 #include "neuroflux/config.h"
 #include "neuroflux/errors.h"
+#include "neuroflux/memory_meter.h"
 #include "neuroflux/models/model_zoo.h"
 
 using neuroflux::Config;
@@ -42,7 +43,7 @@ std::pair<std::vector<double>, std::vector<at::Tensor>> train_steps(
 }  // namespace
 
 TEST_CASE("model.row_centric is read, validated with JSON paths and written back",
-          "[rowconv][unit]") {
+          "[models][unit]") {
   json j = {{"model", {{"row_centric", {{"stripes", 6}, {"scheme", "two_phase"}}}}}};
   Config c = Config::from_json(j);
   CHECK(c.model.row_centric.enabled);
@@ -78,7 +79,7 @@ TEST_CASE("model.row_centric is read, validated with JSON paths and written back
 }
 
 TEST_CASE("the zoo refuses row_centric where it cannot run it, naming the key",
-          "[rowconv][unit]") {
+          "[models][unit]") {
   neuroflux::ModelConfig config;
   config.name = "vgg11";
   config.row_centric.enabled = true;
@@ -96,7 +97,7 @@ TEST_CASE("the zoo refuses row_centric where it cannot run it, naming the key",
 }
 
 TEST_CASE("vgg and resnet with row_centric train to the losses and gradients of plain backprop",
-          "[rowconv][unit]") {
+          "[models][unit]") {
   torch::manual_seed(3);
   const at::Tensor x = torch::randn({4, 3, 20, 20});
   const at::Tensor y = torch::randint(0, 10, {4}, torch::kLong);
@@ -121,5 +122,35 @@ TEST_CASE("vgg and resnet with row_centric train to the losses and gradients of 
         CHECK(torch::allclose(grads[i], plain_grads[i], 1e-3, 1e-5));
       }
     }
+  }
+}
+
+TEST_CASE("row_centric with stripes = auto takes its budget from the memory meter's limit",
+          "[models][unit]") {
+  neuroflux::MemoryMeter& meter = neuroflux::MemoryMeter::cpu();
+  torch::manual_seed(4);
+  const at::Tensor x = torch::randn({2, 3, 20, 20});
+  for (const char* name : {"vgg11", "resnet18"}) {
+    INFO(name);
+    neuroflux::ModelConfig config;
+    config.name = name;
+    config.batch_norm = false;
+    config.width = 0.125;
+    torch::manual_seed(11);
+    const at::Tensor plain = neuroflux::build_model(config, {3, 20, 20}, 10)->forward(x);
+    config.row_centric.enabled = true;
+    config.row_centric.stripes = 0;
+    neuroflux::UnitChain model{nullptr};
+    {
+      // Under the budget from the start: building runs the model once, resnet's blocks already
+      // row-centric.
+      neuroflux::MemoryLimitGuard budget(meter, meter.current() + (256 << 20));
+      torch::manual_seed(11);
+      model = neuroflux::build_model(config, {3, 20, 20}, 10);
+      CHECK(torch::allclose(model->forward(x), plain, 1e-4, 1e-5));
+    }
+    neuroflux::MemoryLimitGuard no_budget(meter, std::nullopt);
+    CHECK_THROWS_WITH(model->forward(x),
+                      Contains("needs a memory budget") && Contains("memory.budget"));
   }
 }

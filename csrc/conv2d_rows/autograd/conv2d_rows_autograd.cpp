@@ -9,7 +9,7 @@
 
 #include <vector>
 
-#include "csrc/rowconv/rowconv.h"
+#include "csrc/conv2d_rows/conv2d_rows.h"
 
 namespace neuroflux::ops {
 namespace {
