@@ -7,8 +7,7 @@ import re
 import sys
 
 # Headers at the root of include/neuroflux/, and the layer folder each belongs to.
-ROOT_HEADERS = {"errors.h": "util", "size_format.h": "util", "memory_meter.h": "memory",
-                "config.h": "config", "report.h": "report", "trainer.h": "train"}
+ROOT_HEADERS = {"trainer.h": "train"}
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
 
 

@@ -10,7 +10,7 @@
 #include <thread>
 #include <vector>
 
-#include "neuroflux/errors.h"
+#include "neuroflux/util/errors.h"
 
 namespace neuroflux::cli {
 

@@ -2,7 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "neuroflux/errors.h"
+#include "neuroflux/util/errors.h"
 
 namespace neuroflux::cli {
 

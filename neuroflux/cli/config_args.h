@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "commands.h"
-#include "neuroflux/config.h"
+#include "neuroflux/config/config.h"
 
 namespace neuroflux::cli {
 

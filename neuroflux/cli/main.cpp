@@ -7,7 +7,7 @@
 #include <map>
 
 #include "commands.h"
-#include "neuroflux/errors.h"
+#include "neuroflux/util/errors.h"
 
 namespace {
 

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "neuroflux/errors.h"
+#include "neuroflux/util/errors.h"
 
 namespace neuroflux::cache_test {
 

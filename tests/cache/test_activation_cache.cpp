@@ -7,8 +7,8 @@
 
 #include "cache/cache_test_util.h"
 #include "neuroflux/cache/activation_cache.h"
-#include "neuroflux/errors.h"
-#include "neuroflux/memory_meter.h"
+#include "neuroflux/util/errors.h"
+#include "neuroflux/memory/memory_meter.h"
 
 using neuroflux::ActivationCache;
 using neuroflux::CacheOptions;

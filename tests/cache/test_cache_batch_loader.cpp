@@ -10,7 +10,7 @@
 
 #include "cache/cache_test_util.h"
 #include "neuroflux/cache/activation_cache.h"
-#include "neuroflux/memory_meter.h"
+#include "neuroflux/memory/memory_meter.h"
 
 using neuroflux::ActivationCache;
 using neuroflux::CacheBatchLoader;

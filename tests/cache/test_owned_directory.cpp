@@ -4,7 +4,7 @@
 #include <string>
 
 #include "neuroflux/src/cache/owned_directory.h"
-#include "neuroflux/errors.h"
+#include "neuroflux/util/errors.h"
 #include "neuroflux/util/atomic_file.h"
 
 using namespace neuroflux;

@@ -5,8 +5,8 @@
 
 #include <string>
 
-#include "neuroflux/config.h"
-#include "neuroflux/errors.h"
+#include "neuroflux/config/config.h"
+#include "neuroflux/util/errors.h"
 
 /// Config::from_json(j)'s ConfigError message; "" when the config is accepted.
 inline std::string error_of(const nlohmann::json& j) {

@@ -5,9 +5,9 @@
 
 #include <fstream>
 
-#include "neuroflux/config.h"
-#include "neuroflux/errors.h"
-#include "neuroflux/size_format.h"
+#include "neuroflux/config/config.h"
+#include "neuroflux/util/errors.h"
+#include "neuroflux/util/size_format.h"
 
 using neuroflux::Config;
 using neuroflux::ConfigError;

@@ -1,7 +1,7 @@
 // Uses the installed headers and library: parses a size, reads the memory meter, builds a model.
-#include <neuroflux/memory_meter.h>
+#include <neuroflux/memory/memory_meter.h>
 #include <neuroflux/models/model_zoo.h>
-#include <neuroflux/size_format.h>
+#include <neuroflux/util/size_format.h>
 
 #include <cstdio>
 

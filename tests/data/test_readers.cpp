@@ -9,8 +9,8 @@
 
 #include "data/data_test_files.h"
 #include "neuroflux/data/readers.h"
-#include "neuroflux/errors.h"
-#include "neuroflux/memory_meter.h"
+#include "neuroflux/util/errors.h"
+#include "neuroflux/memory/memory_meter.h"
 
 using neuroflux::DataError;
 using namespace neuroflux::data;

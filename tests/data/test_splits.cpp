@@ -8,12 +8,12 @@
 #include <string>
 
 #include "data/data_test_files.h"
-#include "neuroflux/config.h"
+#include "neuroflux/config/config.h"
 #include "neuroflux/data/data_splits.h"
 #include "neuroflux/data/image_set.h"
 #include "neuroflux/data/synthetic.h"
-#include "neuroflux/errors.h"
-#include "neuroflux/memory_meter.h"
+#include "neuroflux/util/errors.h"
+#include "neuroflux/memory/memory_meter.h"
 
 using namespace neuroflux;
 using namespace neuroflux::data;

@@ -4,7 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include "neuroflux/data/synthetic.h"
-#include "neuroflux/memory_meter.h"
+#include "neuroflux/memory/memory_meter.h"
 
 using namespace neuroflux::data;
 

@@ -5,7 +5,7 @@
 #include <thread>
 #include <vector>
 
-#include "neuroflux/memory_meter.h"
+#include "neuroflux/memory/memory_meter.h"
 #include "neuroflux/src/memory/block_cache.h"
 
 using neuroflux::MemoryMeter;

@@ -1,8 +1,8 @@
 #include <catch2/catch.hpp>
 #include <torch/torch.h>
 
-#include "neuroflux/memory_meter.h"
-#include "neuroflux/errors.h"
+#include "neuroflux/memory/memory_meter.h"
+#include "neuroflux/util/errors.h"
 
 using neuroflux::MemoryMeter;
 

@@ -4,7 +4,7 @@
 #include <torch/torch.h>
 
 #include "neuroflux/src/models/blocks.h"
-#include "neuroflux/errors.h"
+#include "neuroflux/util/errors.h"
 #include "neuroflux/models/model_zoo.h"
 
 #include <string>

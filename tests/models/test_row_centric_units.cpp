@@ -8,9 +8,9 @@
 #include "config/config_test_util.h"
 #include <nlohmann/json.hpp>
 
-#include "neuroflux/config.h"
-#include "neuroflux/errors.h"
-#include "neuroflux/memory_meter.h"
+#include "neuroflux/config/config.h"
+#include "neuroflux/util/errors.h"
+#include "neuroflux/memory/memory_meter.h"
 #include "neuroflux/models/model_zoo.h"
 
 using neuroflux::Config;

@@ -2,7 +2,7 @@
 #include <catch2/catch.hpp>
 #include <torch/torch.h>
 
-#include "neuroflux/errors.h"
+#include "neuroflux/util/errors.h"
 #include "neuroflux/models/model_zoo.h"
 #include "neuroflux/models/unit_chain.h"
 

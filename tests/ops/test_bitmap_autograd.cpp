@@ -5,7 +5,7 @@
 #include <catch2/catch.hpp>
 #include <vector>
 
-#include "neuroflux/memory_meter.h"
+#include "neuroflux/memory/memory_meter.h"
 #include "neuroflux/ops/bitmap.h"
 #include "ops/bitmap_test_util.h"
 

@@ -3,7 +3,7 @@
 #include <functional>
 #include <limits>
 
-#include "neuroflux/errors.h"
+#include "neuroflux/util/errors.h"
 #include "neuroflux/plan/planner.h"
 
 using namespace neuroflux;

@@ -3,7 +3,7 @@
 #include <catch2/catch.hpp>
 #include <torch/torch.h>
 
-#include "neuroflux/memory_meter.h"
+#include "neuroflux/memory/memory_meter.h"
 #include "neuroflux/models/model_zoo.h"
 #include "neuroflux/models/module_snapshot.h"
 #include "neuroflux/models/sequential_stage.h"

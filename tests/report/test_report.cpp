@@ -2,7 +2,7 @@
 
 #include <filesystem>
 
-#include "neuroflux/report.h"
+#include "neuroflux/report/report.h"
 #include "neuroflux/util/atomic_file.h"
 
 TEST_CASE("report.json round-trips and follows the contract", "[report][unit]") {

@@ -7,7 +7,7 @@ src=$2; build=$3
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 cmake --install "$build" --prefix "$tmp/prefix" >/dev/null
 test -f "$tmp/prefix/lib/cmake/NeuroFlux/NeuroFluxConfig.cmake"
-test -f "$tmp/prefix/include/neuroflux/memory_meter.h"
+test -f "$tmp/prefix/include/neuroflux/memory/memory_meter.h"
 launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 cmake -S "$src/tests/consumer" -B "$tmp/consumer" -DCMAKE_BUILD_TYPE=Release \

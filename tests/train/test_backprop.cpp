@@ -4,8 +4,8 @@
 #include <filesystem>
 
 #include "neuroflux/data/data_splits.h"
-#include "neuroflux/errors.h"
-#include "neuroflux/memory_meter.h"
+#include "neuroflux/util/errors.h"
+#include "neuroflux/memory/memory_meter.h"
 #include "neuroflux/models/model_zoo.h"
 #include "neuroflux/train/backprop_trainer.h"
 #include "neuroflux/train/run.h"

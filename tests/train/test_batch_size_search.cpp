@@ -1,8 +1,8 @@
 #include <catch2/catch.hpp>
 #include <torch/torch.h>
 
-#include "neuroflux/errors.h"
-#include "neuroflux/memory_meter.h"
+#include "neuroflux/util/errors.h"
+#include "neuroflux/memory/memory_meter.h"
 #include "neuroflux/train/batch_size_search.h"
 
 using neuroflux::MemoryMeter;

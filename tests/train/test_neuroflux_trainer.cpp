@@ -3,7 +3,7 @@
 
 #include <filesystem>
 
-#include "neuroflux/errors.h"
+#include "neuroflux/util/errors.h"
 #include "neuroflux/exit/exported_model.h"
 #include "neuroflux/models/model_zoo.h"
 #include "neuroflux/models/unit_groups.h"

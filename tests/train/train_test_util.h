@@ -4,7 +4,7 @@
 #include <filesystem>
 #include <string>
 
-#include "neuroflux/config.h"
+#include "neuroflux/config/config.h"
 
 namespace neuroflux::test {
 

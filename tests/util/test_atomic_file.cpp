@@ -5,7 +5,7 @@
 #include <csignal>
 #include <filesystem>
 
-#include "neuroflux/errors.h"
+#include "neuroflux/util/errors.h"
 #include "neuroflux/util/atomic_file.h"
 
 TEST_CASE("an atomic write that fails leaves the old file", "[util][unit]") {

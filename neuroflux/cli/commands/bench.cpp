@@ -12,10 +12,10 @@
 
 #include "commands.h"
 #include "config_args.h"
-#include "neuroflux/errors.h"
+#include "neuroflux/util/errors.h"
 #include "neuroflux/exit/exported_model.h"
-#include "neuroflux/report.h"
-#include "neuroflux/size_format.h"
+#include "neuroflux/report/report.h"
+#include "neuroflux/util/size_format.h"
 #include "neuroflux/train/evaluate.h"
 #include "neuroflux/train/run.h"
 #include "neuroflux/util/atomic_file.h"

@@ -24,7 +24,7 @@
 #include "bench_util.h"
 #include "commands.h"
 #include "config_args.h"
-#include "neuroflux/errors.h"
+#include "neuroflux/util/errors.h"
 #include "neuroflux/ops/bitmap.h"
 #include "neuroflux/util/atomic_file.h"
 

@@ -8,7 +8,7 @@
 
 #include "commands.h"
 #include "config_args.h"
-#include "neuroflux/errors.h"
+#include "neuroflux/util/errors.h"
 #include "neuroflux/exit/exported_model.h"
 #include "neuroflux/train/evaluate.h"
 #include "neuroflux/train/run.h"

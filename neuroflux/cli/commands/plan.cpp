@@ -5,7 +5,7 @@
 
 #include "commands.h"
 #include "config_args.h"
-#include "neuroflux/errors.h"
+#include "neuroflux/util/errors.h"
 #include "neuroflux/plan/stage_placement.h"
 #include "neuroflux/train/neuroflux_trainer.h"
 #include "neuroflux/train/run.h"

@@ -14,10 +14,10 @@
 #include <optional>
 #include <string>
 
-#include "neuroflux/config.h"
+#include "neuroflux/config/config.h"
 #include "neuroflux/data/image_set.h"
 #include "neuroflux/models/unit_chain.h"
-#include "neuroflux/report.h"
+#include "neuroflux/report/report.h"
 
 namespace neuroflux {
 

@@ -13,8 +13,8 @@
 #include <filesystem>
 
 #include "cache/cache_file.h"
-#include "neuroflux/errors.h"
-#include "neuroflux/memory_meter.h"
+#include "neuroflux/util/errors.h"
+#include "neuroflux/memory/memory_meter.h"
 #include "neuroflux/util/atomic_file.h"
 
 namespace neuroflux {

@@ -9,7 +9,7 @@
 #include <thread>
 
 #include "neuroflux/cache/activation_cache.h"
-#include "neuroflux/memory_meter.h"
+#include "neuroflux/memory/memory_meter.h"
 #include "neuroflux/util/epoch_seed.h"
 
 namespace neuroflux {

@@ -14,7 +14,7 @@
 #include <iomanip>
 #include <sstream>
 
-#include "neuroflux/errors.h"
+#include "neuroflux/util/errors.h"
 
 namespace neuroflux::detail {
 namespace {

@@ -2,7 +2,7 @@
 
 #include <filesystem>
 
-#include "neuroflux/errors.h"
+#include "neuroflux/util/errors.h"
 #include "neuroflux/util/atomic_file.h"
 
 namespace neuroflux {

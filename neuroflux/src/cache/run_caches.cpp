@@ -9,7 +9,7 @@
 
 #include "cache/owned_directory.h"
 #include "neuroflux/distributed/communicator.h"
-#include "neuroflux/errors.h"
+#include "neuroflux/util/errors.h"
 #include "neuroflux/util/progress.h"
 
 namespace neuroflux {

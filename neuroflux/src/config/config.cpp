@@ -1,4 +1,4 @@
-#include "neuroflux/config.h"
+#include "neuroflux/config/config.h"
 
 #include <nlohmann/json.hpp>
 
@@ -6,7 +6,7 @@
 #include <sstream>
 
 #include "config/json_reader.h"
-#include "neuroflux/errors.h"
+#include "neuroflux/util/errors.h"
 
 namespace neuroflux {
 

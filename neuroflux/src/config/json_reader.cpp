@@ -1,7 +1,7 @@
 #include "config/json_reader.h"
 
-#include "neuroflux/errors.h"
-#include "neuroflux/size_format.h"
+#include "neuroflux/util/errors.h"
+#include "neuroflux/util/size_format.h"
 
 namespace neuroflux::config_detail {
 namespace {

@@ -8,7 +8,7 @@
 #include <limits>
 #include <vector>
 
-#include "neuroflux/errors.h"
+#include "neuroflux/util/errors.h"
 
 namespace neuroflux::data::detail {
 namespace {

@@ -10,8 +10,8 @@
 
 #include "neuroflux/data/readers.h"
 #include "neuroflux/data/synthetic.h"
-#include "neuroflux/errors.h"
-#include "neuroflux/memory_meter.h"
+#include "neuroflux/util/errors.h"
+#include "neuroflux/memory/memory_meter.h"
 
 namespace neuroflux::data {
 namespace {

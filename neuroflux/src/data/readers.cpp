@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "data/byte_stream.h"
-#include "neuroflux/errors.h"
-#include "neuroflux/memory_meter.h"
+#include "neuroflux/util/errors.h"
+#include "neuroflux/memory/memory_meter.h"
 
 namespace neuroflux::data {
 namespace {

@@ -7,7 +7,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "neuroflux/memory_meter.h"
+#include "neuroflux/memory/memory_meter.h"
 
 namespace neuroflux::data {
 namespace {

@@ -12,7 +12,7 @@
 #include <cstdlib>
 #include <thread>
 
-#include "neuroflux/errors.h"
+#include "neuroflux/util/errors.h"
 
 namespace neuroflux {
 

@@ -2,7 +2,7 @@
 
 #include <torch/torch.h>
 
-#include "neuroflux/errors.h"
+#include "neuroflux/util/errors.h"
 #include "neuroflux/models/model_zoo.h"
 #include "neuroflux/models/sequential_stage.h"
 #include "neuroflux/models/unit_groups.h"

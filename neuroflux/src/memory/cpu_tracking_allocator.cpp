@@ -3,7 +3,7 @@
 #include <c10/core/CPUAllocator.h>
 #include <c10/util/Exception.h>
 
-#include "neuroflux/size_format.h"
+#include "neuroflux/util/size_format.h"
 
 namespace neuroflux::detail {
 namespace {

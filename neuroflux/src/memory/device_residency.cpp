@@ -2,7 +2,7 @@
 
 #include <torch/torch.h>
 
-#include "neuroflux/memory_meter.h"
+#include "neuroflux/memory/memory_meter.h"
 
 namespace neuroflux {
 namespace {

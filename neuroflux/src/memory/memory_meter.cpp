@@ -1,4 +1,4 @@
-#include "neuroflux/memory_meter.h"
+#include "neuroflux/memory/memory_meter.h"
 
 #include <c10/util/Exception.h>
 

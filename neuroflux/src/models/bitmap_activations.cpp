@@ -5,7 +5,7 @@
 #include <torch/torch.h>
 
 #include "models/zoo_builders.h"
-#include "neuroflux/errors.h"
+#include "neuroflux/util/errors.h"
 #include "neuroflux/ops/bitmap.h"
 
 namespace neuroflux {

@@ -1,7 +1,7 @@
 #include <torch/torch.h>
 
 #include "models/zoo_builders.h"
-#include "neuroflux/errors.h"
+#include "neuroflux/util/errors.h"
 #include "neuroflux/models/model_zoo.h"
 
 #include <algorithm>

@@ -10,8 +10,8 @@
 
 #include "models/blocks.h"
 #include "models/zoo_builders.h"
-#include "neuroflux/errors.h"
-#include "neuroflux/memory_meter.h"
+#include "neuroflux/util/errors.h"
+#include "neuroflux/memory/memory_meter.h"
 
 namespace neuroflux {
 namespace zoo {

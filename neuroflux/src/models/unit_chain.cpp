@@ -1,6 +1,6 @@
 #include <torch/torch.h>
 
-#include "neuroflux/errors.h"
+#include "neuroflux/util/errors.h"
 #include "neuroflux/models/unit_chain.h"
 
 #include <sstream>

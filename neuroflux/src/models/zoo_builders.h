@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "neuroflux/config.h"
+#include "neuroflux/config/config.h"
 #include "neuroflux/rowcentric/row_centric.h"
 
 namespace neuroflux {

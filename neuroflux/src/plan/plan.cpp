@@ -4,7 +4,7 @@
 
 #include <cstdio>
 
-#include "neuroflux/size_format.h"
+#include "neuroflux/util/size_format.h"
 
 namespace neuroflux {
 

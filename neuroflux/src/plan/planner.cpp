@@ -4,8 +4,8 @@
 #include <cmath>
 #include <limits>
 
-#include "neuroflux/errors.h"
-#include "neuroflux/size_format.h"
+#include "neuroflux/util/errors.h"
+#include "neuroflux/util/size_format.h"
 
 namespace neuroflux {
 

@@ -6,11 +6,11 @@
 #include <cstdio>
 #include <limits>
 
-#include "neuroflux/errors.h"
+#include "neuroflux/util/errors.h"
 #include "neuroflux/local/local_model.h"
 #include "neuroflux/models/module_snapshot.h"
 #include "neuroflux/profile/profiler.h"
-#include "neuroflux/size_format.h"
+#include "neuroflux/util/size_format.h"
 #include "neuroflux/util/progress.h"
 
 namespace neuroflux {

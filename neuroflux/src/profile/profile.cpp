@@ -5,7 +5,7 @@
 #include <cmath>
 #include <cstdio>
 
-#include "neuroflux/size_format.h"
+#include "neuroflux/util/size_format.h"
 
 namespace neuroflux {
 

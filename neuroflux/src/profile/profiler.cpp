@@ -6,7 +6,7 @@
 #include <limits>
 
 #include "neuroflux/local/unit_step.h"
-#include "neuroflux/memory_meter.h"
+#include "neuroflux/memory/memory_meter.h"
 #include "neuroflux/models/module_snapshot.h"
 #include "neuroflux/optim/optim.h"
 #include "neuroflux/util/progress.h"

@@ -11,7 +11,7 @@
 #include <cstring>
 #include <vector>
 
-#include "neuroflux/memory_meter.h"
+#include "neuroflux/memory/memory_meter.h"
 #include "neuroflux/recompute/scheduled_chain.h"
 
 namespace neuroflux {

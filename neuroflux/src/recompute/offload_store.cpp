@@ -20,7 +20,7 @@
 #include <thread>
 #include <vector>
 
-#include "neuroflux/memory_meter.h"
+#include "neuroflux/memory/memory_meter.h"
 
 namespace neuroflux {
 

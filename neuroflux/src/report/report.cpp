@@ -1,4 +1,4 @@
-#include "neuroflux/report.h"
+#include "neuroflux/report/report.h"
 
 #include <cstdio>
 

@@ -4,8 +4,8 @@
 
 #include "neuroflux/distributed/data_parallel.h"
 #include "neuroflux/distributed/grad_reducer.h"
-#include "neuroflux/errors.h"
-#include "neuroflux/memory_meter.h"
+#include "neuroflux/util/errors.h"
+#include "neuroflux/memory/memory_meter.h"
 #include "neuroflux/models/module_snapshot.h"
 #include "neuroflux/optim/optim.h"
 #include "neuroflux/train/batch_size_search.h"

@@ -1,7 +1,7 @@
 #include "neuroflux/train/batch_size_search.h"
 
-#include "neuroflux/errors.h"
-#include "neuroflux/size_format.h"
+#include "neuroflux/util/errors.h"
+#include "neuroflux/util/size_format.h"
 #include "neuroflux/util/progress.h"
 
 namespace neuroflux {

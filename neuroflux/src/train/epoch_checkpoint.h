@@ -10,7 +10,7 @@
 #include <optional>
 #include <string>
 
-#include "neuroflux/config.h"
+#include "neuroflux/config/config.h"
 #include "neuroflux/train/checkpoint.h"
 #include "neuroflux/train/training_setup.h"
 #include "train/training_loop.h"

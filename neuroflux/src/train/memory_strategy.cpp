@@ -2,8 +2,8 @@
 
 #include <c10/util/Exception.h>
 
-#include "neuroflux/memory_meter.h"
-#include "neuroflux/size_format.h"
+#include "neuroflux/memory/memory_meter.h"
+#include "neuroflux/util/size_format.h"
 #include "neuroflux/util/progress.h"
 
 namespace neuroflux {

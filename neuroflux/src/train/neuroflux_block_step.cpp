@@ -3,8 +3,8 @@
 #include <torch/torch.h>
 
 #include "neuroflux/exit/exit_selector.h"
-#include "neuroflux/memory_meter.h"
-#include "neuroflux/size_format.h"
+#include "neuroflux/memory/memory_meter.h"
+#include "neuroflux/util/size_format.h"
 #include "neuroflux/train/block_trainer.h"
 #include "neuroflux/util/progress.h"
 

@@ -8,7 +8,7 @@
 #include <memory>
 
 #include "neuroflux/cache/run_caches.h"
-#include "neuroflux/config.h"
+#include "neuroflux/config/config.h"
 #include "neuroflux/data/data_splits.h"
 #include "neuroflux/local/local_model.h"
 #include "neuroflux/plan/plan.h"

@@ -10,10 +10,10 @@
 #include <string>
 #include <vector>
 
-#include "neuroflux/config.h"
+#include "neuroflux/config/config.h"
 #include "neuroflux/local/local_model.h"
 #include "neuroflux/plan/plan.h"
-#include "neuroflux/report.h"
+#include "neuroflux/report/report.h"
 #include "neuroflux/train/checkpoint.h"
 
 namespace neuroflux {

@@ -4,7 +4,7 @@
 
 #include "neuroflux/cache/run_caches.h"
 #include "neuroflux/distributed/data_parallel.h"
-#include "neuroflux/errors.h"
+#include "neuroflux/util/errors.h"
 #include "neuroflux/exit/exit_selector.h"
 #include "neuroflux/exit/exported_model.h"
 #include "neuroflux/memory/device_residency.h"

@@ -11,7 +11,7 @@
 #include "neuroflux/exit/exported_model.h"
 #include "neuroflux/local/local_model.h"
 #include "neuroflux/local/unit_step.h"
-#include "neuroflux/memory_meter.h"
+#include "neuroflux/memory/memory_meter.h"
 #include "neuroflux/optim/optim.h"
 #include "neuroflux/util/progress.h"
 #include "train/epoch_checkpoint.h"

@@ -6,8 +6,8 @@
 
 #include "neuroflux/data/data_splits.h"
 #include "neuroflux/distributed/communicator.h"
-#include "neuroflux/errors.h"
-#include "neuroflux/memory_meter.h"
+#include "neuroflux/util/errors.h"
+#include "neuroflux/memory/memory_meter.h"
 #include "neuroflux/models/model_zoo.h"
 #include "neuroflux/models/unit_groups.h"
 #include "neuroflux/train/backprop_trainer.h"

@@ -3,7 +3,7 @@
 #include <torch/torch.h>
 
 #include "neuroflux/exit/exported_model.h"
-#include "neuroflux/memory_meter.h"
+#include "neuroflux/memory/memory_meter.h"
 #include "neuroflux/train/backprop_trainer.h"
 #include "neuroflux/train/local_trainer.h"
 #include "neuroflux/train/neuroflux_trainer.h"

@@ -2,7 +2,7 @@
 
 #include <torch/torch.h>
 
-#include "neuroflux/errors.h"
+#include "neuroflux/util/errors.h"
 #include "neuroflux/util/progress.h"
 
 namespace neuroflux {

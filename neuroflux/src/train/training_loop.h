@@ -9,10 +9,10 @@
 #include <string>
 #include <vector>
 
-#include "neuroflux/config.h"
+#include "neuroflux/config/config.h"
 #include "neuroflux/data/data_splits.h"
 #include "neuroflux/models/unit_chain.h"
-#include "neuroflux/report.h"
+#include "neuroflux/report/report.h"
 #include "neuroflux/data/block_input.h"
 #include "neuroflux/util/cpu_usage.h"
 

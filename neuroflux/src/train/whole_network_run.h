@@ -17,9 +17,9 @@
 
 #include "neuroflux/data/block_input.h"
 #include "neuroflux/data/data_splits.h"
-#include "neuroflux/memory_meter.h"
+#include "neuroflux/memory/memory_meter.h"
 #include "neuroflux/models/unit_chain.h"
-#include "neuroflux/report.h"
+#include "neuroflux/report/report.h"
 #include "neuroflux/train/training_setup.h"
 #include "train/epoch_checkpoint.h"
 #include "train/training_loop.h"

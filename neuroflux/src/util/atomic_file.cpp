@@ -10,7 +10,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "neuroflux/errors.h"
+#include "neuroflux/util/errors.h"
 
 namespace neuroflux {
 

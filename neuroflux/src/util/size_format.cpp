@@ -1,4 +1,4 @@
-#include "neuroflux/size_format.h"
+#include "neuroflux/util/size_format.h"
 
 #include <cctype>
 #include <cmath>

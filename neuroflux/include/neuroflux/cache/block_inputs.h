@@ -12,7 +12,7 @@
 #include <memory>
 
 #include "neuroflux/cache/activation_cache.h"
-#include "neuroflux/config.h"
+#include "neuroflux/config/config.h"
 #include "neuroflux/data/block_input.h"
 #include "neuroflux/data/data_splits.h"
 #include "neuroflux/local/local_model.h"

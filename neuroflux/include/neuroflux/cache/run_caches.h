@@ -10,7 +10,7 @@
 #include <string>
 
 #include "neuroflux/cache/block_inputs.h"
-#include "neuroflux/config.h"
+#include "neuroflux/config/config.h"
 #include "neuroflux/data/data_splits.h"
 #include "neuroflux/local/local_model.h"
 

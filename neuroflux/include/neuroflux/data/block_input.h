@@ -10,7 +10,7 @@
 #include <functional>
 #include <memory>
 
-#include "neuroflux/config.h"
+#include "neuroflux/config/config.h"
 #include "neuroflux/data/data_splits.h"
 
 namespace neuroflux {

@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "neuroflux/config.h"
+#include "neuroflux/config/config.h"
 #include "neuroflux/data/image_set.h"
 
 namespace neuroflux::data {

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "neuroflux/errors.h"
+#include "neuroflux/util/errors.h"
 
 namespace neuroflux {
 

@@ -9,7 +9,7 @@
 #include "neuroflux/data/block_input.h"
 #include "neuroflux/data/data_splits.h"
 #include "neuroflux/distributed/communicator.h"
-#include "neuroflux/report.h"
+#include "neuroflux/report/report.h"
 
 namespace neuroflux {
 

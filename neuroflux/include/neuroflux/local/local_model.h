@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "neuroflux/config.h"
+#include "neuroflux/config/config.h"
 #include "neuroflux/local/aux_head.h"
 #include "neuroflux/models/unit_chain.h"
 

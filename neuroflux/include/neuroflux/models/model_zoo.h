@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "neuroflux/config.h"
+#include "neuroflux/config/config.h"
 #include "neuroflux/models/unit_chain.h"
 
 namespace neuroflux {

@@ -9,7 +9,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "neuroflux/config.h"
+#include "neuroflux/config/config.h"
 #include "neuroflux/models/unit_chain.h"
 
 namespace neuroflux {

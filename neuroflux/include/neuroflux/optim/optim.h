@@ -6,7 +6,7 @@
 #include <memory>
 #include <vector>
 
-#include "neuroflux/config.h"
+#include "neuroflux/config/config.h"
 
 namespace neuroflux {
 

@@ -4,7 +4,7 @@
 
 #include <cstdint>
 
-#include "neuroflux/config.h"
+#include "neuroflux/config/config.h"
 
 namespace neuroflux {
 

@@ -19,7 +19,7 @@
 #include <cstdint>
 #include <optional>
 
-#include "neuroflux/config.h"
+#include "neuroflux/config/config.h"
 #include "neuroflux/plan/lr_scaling.h"
 #include "neuroflux/plan/plan.h"
 #include "neuroflux/profile/profile.h"

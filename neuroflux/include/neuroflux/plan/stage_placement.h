@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "neuroflux/config.h"
+#include "neuroflux/config/config.h"
 #include "neuroflux/data/data_splits.h"
 #include "neuroflux/models/unit_chain.h"
 #include "neuroflux/plan/planner.h"

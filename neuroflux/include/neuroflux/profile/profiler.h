@@ -10,7 +10,7 @@
 #include <optional>
 #include <vector>
 
-#include "neuroflux/config.h"
+#include "neuroflux/config/config.h"
 #include "neuroflux/local/local_model.h"
 #include "neuroflux/profile/profile.h"
 

@@ -4,11 +4,11 @@
 #include <functional>
 #include <string>
 
-#include "neuroflux/config.h"
+#include "neuroflux/config/config.h"
 #include "neuroflux/data/data_splits.h"
-#include "neuroflux/memory_meter.h"
+#include "neuroflux/memory/memory_meter.h"
 #include "neuroflux/models/unit_chain.h"
-#include "neuroflux/report.h"
+#include "neuroflux/report/report.h"
 #include "neuroflux/train/training_setup.h"
 
 namespace neuroflux {

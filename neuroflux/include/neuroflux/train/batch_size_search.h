@@ -7,7 +7,7 @@
 #include <optional>
 #include <string>
 
-#include "neuroflux/memory_meter.h"
+#include "neuroflux/memory/memory_meter.h"
 
 namespace neuroflux {
 

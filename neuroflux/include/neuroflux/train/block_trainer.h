@@ -9,10 +9,10 @@
 #include <memory>
 #include <vector>
 
-#include "neuroflux/config.h"
+#include "neuroflux/config/config.h"
 #include "neuroflux/local/local_model.h"
 #include "neuroflux/plan/plan.h"
-#include "neuroflux/report.h"
+#include "neuroflux/report/report.h"
 #include "neuroflux/data/block_input.h"
 
 namespace neuroflux {

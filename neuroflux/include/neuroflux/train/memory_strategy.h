@@ -11,7 +11,7 @@
 #include <memory>
 #include <optional>
 
-#include "neuroflux/config.h"
+#include "neuroflux/config/config.h"
 #include "neuroflux/models/unit_chain.h"
 #include "neuroflux/recompute/scheduled_chain.h"
 

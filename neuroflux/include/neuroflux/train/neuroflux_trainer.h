@@ -9,7 +9,7 @@
 #include "neuroflux/models/unit_chain.h"
 #include "neuroflux/plan/plan.h"
 #include "neuroflux/profile/profile.h"
-#include "neuroflux/report.h"
+#include "neuroflux/report/report.h"
 #include "neuroflux/train/training_setup.h"
 
 namespace neuroflux {

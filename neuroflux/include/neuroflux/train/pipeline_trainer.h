@@ -7,7 +7,7 @@
 #include "neuroflux/data/data_splits.h"
 #include "neuroflux/models/unit_chain.h"
 #include "neuroflux/plan/stage_placement.h"
-#include "neuroflux/report.h"
+#include "neuroflux/report/report.h"
 #include "neuroflux/train/training_setup.h"
 
 namespace neuroflux {

@@ -6,10 +6,10 @@
 #include <memory>
 #include <string>
 
-#include "neuroflux/config.h"
+#include "neuroflux/config/config.h"
 #include "neuroflux/data/data_splits.h"
 #include "neuroflux/models/unit_chain.h"
-#include "neuroflux/report.h"
+#include "neuroflux/report/report.h"
 
 namespace neuroflux {
 
