@@ -4,6 +4,8 @@
 # history entry (losses, accuracies, batch sizes, rates; not times) and the test accuracies.
 # NeuroFlux's plan depends on measured times, so both runs train by the plan the first one made.
 # Usage: scripts/same_histories.sh BEFORE_BIN AFTER_BIN [OUT_DIR]   (exit 1 when they differ)
+# Each binary must come from its own build directory (a worktree of the old commit, say): a
+# copied binary still loads libneuroflux.so from the build it was linked in.
 # Takes about 3 minutes here (one thread, 6,000 images, 3 epochs).
 set -euo pipefail
 before=$(realpath "$1"); after=$(realpath "$2"); out=${3:-/tmp/neuroflux-same-histories}
