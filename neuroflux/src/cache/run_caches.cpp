@@ -70,7 +70,9 @@ std::string RunCaches::path(int64_t block, Split split) const {
 
 void RunCaches::write(LocalModel& model, BlockInput& input, int64_t block, int64_t first,
                       int64_t last, int64_t batch_size) {
-  caches_ = SplitCaches{};  // the previous block's caches are no longer needed: free them first
+  // Forget the previous block's caches first (the input being read still holds them): if the
+  // write fails, no caches are left labelled as this block's.
+  caches_ = SplitCaches{};
   block_ = -1;
   caches_ = write_block_caches(model, input, first, last, batch_size, options_,
                                [&](Split split) { return path(block, split); },
