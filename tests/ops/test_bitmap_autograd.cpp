@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "neuroflux/memory/memory_meter.h"
+#include "neuroflux/models/bitmap_layers.h"
 #include "neuroflux/ops/bitmap.h"
 #include "ops/bitmap_test_util.h"
 

@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 #include <vector>
 
+#include "neuroflux/models/bitmap_layers.h"
 #include "neuroflux/ops/bitmap.h"
 #include "ops/bitmap_test_util.h"
 

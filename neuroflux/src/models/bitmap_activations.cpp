@@ -5,8 +5,9 @@
 #include <torch/torch.h>
 
 #include "models/zoo_builders.h"
-#include "neuroflux/util/errors.h"
+#include "neuroflux/models/bitmap_layers.h"
 #include "neuroflux/ops/bitmap.h"
+#include "neuroflux/util/errors.h"
 
 namespace neuroflux {
 namespace zoo {

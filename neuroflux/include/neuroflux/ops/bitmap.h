@@ -10,8 +10,9 @@
 // element order. At sparsity s that is (1/32 + (1 - s)) of dense fp32. Zero is decided on the bit
 // pattern, so -0.0 and NaN are kept as values and the round trip is exact.
 //
-// The layers below are drop-in replacements that store less for backward; their forward results
-// and gradients are bit-identical to the dense ATen layers':
+// The layers built on these operators (neuroflux/models/bitmap_layers.h) are drop-in
+// replacements that store less for backward; their forward results and gradients are
+// bit-identical to the dense ATen layers':
 //   BitmapReLU        relu that keeps only the mask of what it let through (1 bit per element).
 //   PackedConv2d      a torch::nn::Conv2d (same options, parameters and state dict) that keeps
 //                     its input packed; meant for inputs that are ReLU (or ReLU + pool) outputs.
@@ -23,10 +24,6 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
-#include <torch/nn/cloneable.h>
-#include <torch/nn/modules/conv.h>
-#include <torch/nn/modules/pooling.h>
-#include <torch/nn/pimpl.h>
 
 #include <cstdint>
 #include <tuple>
@@ -62,51 +59,5 @@ at::Tensor packed_conv2d(const at::Tensor& input, const at::Tensor& weight, cons
 at::Tensor packed_max_pool2d(const at::Tensor& x, at::IntArrayRef kernel_size,
                              at::IntArrayRef stride, at::IntArrayRef padding,
                              at::IntArrayRef dilation, bool ceil_mode);
-
-// ---- Modules ----
-
-/// ReLU whose backward needs only a bit per element. No options (in-place is not supported:
-/// the point is to free the dense output).
-class BitmapReLUImpl : public torch::nn::Cloneable<BitmapReLUImpl> {
- public:
-  BitmapReLUImpl() = default;
-  void reset() override {}
-  at::Tensor forward(const at::Tensor& x);
-  void pretty_print(std::ostream& stream) const override;
-};
-TORCH_MODULE(BitmapReLU);
-
-/// The Conv2dOptions a Conv2d (or PackedConv2d) was built with, to build its twin.
-torch::nn::Conv2dOptions conv2d_options_of(const torch::nn::Conv2dImpl& conv);
-
-/// torch::nn::Conv2d that saves its input packed. Same options, same parameters ("weight",
-/// "bias"), same initialisation, so state dicts and checkpoints move freely between the two;
-/// a dynamic_cast to torch::nn::Conv2dImpl succeeds. Transposed convolution is not supported.
-class PackedConv2dImpl : public torch::nn::Conv2dImpl {
- public:
-  PackedConv2dImpl(int64_t input_channels, int64_t output_channels,
-                   torch::ExpandingArray<2> kernel_size)
-      : PackedConv2dImpl(torch::nn::Conv2dOptions(input_channels, output_channels, kernel_size)) {}
-  explicit PackedConv2dImpl(torch::nn::Conv2dOptions options_);
-  at::Tensor forward(const at::Tensor& input);
-  /// A deep copy that is a PackedConv2dImpl again (Conv2dImpl's would slice it).
-  std::shared_ptr<torch::nn::Module> clone(
-      const c10::optional<c10::Device>& device = c10::nullopt) const override;
-  void pretty_print(std::ostream& stream) const override;
-};
-TORCH_MODULE(PackedConv2d);
-
-/// torch::nn::MaxPool2d that saves its input packed (no indices kept between the passes).
-class PackedMaxPool2dImpl : public torch::nn::MaxPool2dImpl {
- public:
-  explicit PackedMaxPool2dImpl(torch::ExpandingArray<2> kernel_size)
-      : PackedMaxPool2dImpl(torch::nn::MaxPool2dOptions(kernel_size)) {}
-  explicit PackedMaxPool2dImpl(const torch::nn::MaxPool2dOptions& options_);
-  at::Tensor forward(const at::Tensor& input);
-  std::shared_ptr<torch::nn::Module> clone(
-      const c10::optional<c10::Device>& device = c10::nullopt) const override;
-  void pretty_print(std::ostream& stream) const override;
-};
-TORCH_MODULE(PackedMaxPool2d);
 
 }  // namespace neuroflux::ops

@@ -1,6 +1,5 @@
-// The module layer of the bitmap operators (declared in <neuroflux/ops/bitmap.h>): thin
-// torch::nn modules over the functional entry points, shaped like the LibTorch layers they stand
-// in for so that a model can swap them in without touching its parameters or checkpoints.
+#include "neuroflux/models/bitmap_layers.h"
+
 #include <torch/nn/functional/padding.h>
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/pooling.h>
@@ -10,7 +9,7 @@
 #include <sstream>
 #include <string>
 
-#include "csrc/bitmap/bitmap.h"
+#include "neuroflux/ops/bitmap.h"
 
 namespace neuroflux::ops {
 namespace {
