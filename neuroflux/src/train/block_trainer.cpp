@@ -112,16 +112,9 @@ std::vector<double> validate(LocalModel& model, BlockInput& input, const BlockTr
 
 HistoryEntry history_entry(const BlockTrainingOptions& o, int64_t epoch, const EpochStats& stats,
                            const std::vector<double>& heads, double lr) {
-  HistoryEntry entry;
+  HistoryEntry entry = epoch_history_entry(epoch, stats, lr, o.batch_size);
   entry.block = o.block_index;
-  entry.epoch = epoch + 1;
-  entry.train_loss = stats.loss;
-  entry.train_accuracy = stats.accuracy;
   entry.val_accuracy = *std::max_element(heads.begin(), heads.end());
-  entry.epoch_seconds = stats.seconds;
-  entry.epoch_cpu = stats.cpu;
-  entry.lr = lr;
-  entry.batch_size = o.batch_size;
   entry.head_val_accuracy = heads;
   return entry;
 }

@@ -66,6 +66,19 @@ BlockReport whole_network_block(int64_t units, int64_t batch_size, int64_t epoch
   return block;
 }
 
+HistoryEntry epoch_history_entry(int64_t epoch, const EpochStats& stats, double lr,
+                                 int64_t batch_size) {
+  HistoryEntry entry;
+  entry.epoch = epoch + 1;
+  entry.train_loss = stats.loss;
+  entry.train_accuracy = stats.accuracy;
+  entry.epoch_seconds = stats.seconds;
+  entry.epoch_cpu = stats.cpu;
+  entry.lr = lr;
+  entry.batch_size = batch_size;
+  return entry;
+}
+
 json resumable_config(const Config& config) {
   json j = config.to_json();
   j.erase("output");   // the same run may be resumed from a moved directory

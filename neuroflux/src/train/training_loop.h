@@ -35,6 +35,11 @@ EpochStats run_epoch(BlockInput& input, int64_t batch_size, int64_t epoch,
                      const std::string& label,
                      const std::function<StepResult(const at::Tensor&, const at::Tensor&)>& step);
 
+/// The history entry of 0-based `epoch` as far as its training pass goes: epoch number, loss,
+/// accuracy, seconds, CPU usage, learning rate and batch size. Validation is the caller's.
+HistoryEntry epoch_history_entry(int64_t epoch, const EpochStats& stats, double lr,
+                                 int64_t batch_size);
+
 /// What a checkpoint carries besides weights.
 struct LoopState {
   int64_t epochs_done = 0;

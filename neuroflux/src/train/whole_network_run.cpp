@@ -122,17 +122,10 @@ void WholeNetworkRun::train_epoch(torch::nn::Module& model, int64_t epoch,
 
 void WholeNetworkRun::record_epoch(int64_t epoch, double lr, const EpochStats& stats,
                                    const Validation& val, double eval_seconds) {
-  HistoryEntry entry;
-  entry.epoch = epoch + 1;
-  entry.train_loss = stats.loss;
-  entry.train_accuracy = stats.accuracy;
+  HistoryEntry entry = epoch_history_entry(epoch, stats, lr, batch_size_);
   entry.val_accuracy = val.accuracy;
   entry.seconds = state_.train_seconds;
-  entry.epoch_seconds = stats.seconds;
-  entry.epoch_cpu = stats.cpu;
   entry.eval_seconds = eval_seconds;
-  entry.lr = lr;
-  entry.batch_size = batch_size_;
   entry.head_val_accuracy = val.heads;
   state_.history.push_back(entry);
   state_.epochs_done = epoch + 1;
