@@ -31,10 +31,14 @@ namespace {
 
 int64_t pooled(int64_t size, int64_t pool) { return (size + pool - 1) / pool; }  // ceil_mode
 
+/// The deep family pools a side to at most this many pixels, never to one on purpose.
+constexpr int64_t kDeepHeadSide = 4;
+int64_t deep_side(int64_t size) { return std::min(kDeepHeadSide, size); }
+
 nn::Sequential make_deep_head(const std::vector<int64_t>& input_shape, const AuxHeadSpec& spec,
                               int64_t num_classes) {
-  const int64_t side_h = std::min<int64_t>(4, input_shape[1]);
-  const int64_t side_w = std::min<int64_t>(4, input_shape[2]);
+  const int64_t side_h = deep_side(input_shape[1]);
+  const int64_t side_w = deep_side(input_shape[2]);
   nn::Sequential head;
   head->push_back(nn::AdaptiveAvgPool2d(nn::AdaptiveAvgPool2dOptions({side_h, side_w})));
   int64_t channels = input_shape[0];
@@ -78,8 +82,7 @@ nn::Sequential make_aux_head(const std::vector<int64_t>& input_shape, const AuxH
 double aux_head_activation_bytes(const std::vector<int64_t>& input_shape,
                                  const AuxHeadSpec& spec) {
   if (spec.family == "deep") {
-    const double s2 = static_cast<double>(std::min<int64_t>(4, input_shape[1]) *
-                                          std::min<int64_t>(4, input_shape[2]));
+    const double s2 = static_cast<double>(deep_side(input_shape[1]) * deep_side(input_shape[2]));
     const double width = static_cast<double>(spec.width);
     return 4.0 * ((static_cast<double>(input_shape[0]) + 6.0 * width) * s2 + 2.0 * width);
   }

@@ -1,7 +1,5 @@
 #include "train/epoch_checkpoint.h"
 
-#include "neuroflux/distributed/data_parallel.h"
-
 namespace neuroflux {
 
 using nlohmann::json;
@@ -9,12 +7,9 @@ using nlohmann::json;
 EpochCheckpoint::EpochCheckpoint(const TrainingSetup& setup)
     : config_(setup.config),
       checkpointer_(setup.out_dir.empty() ? "" : setup.out_dir + "/checkpoint"),
-      saved_(setup.resume && !setup.out_dir.empty() ? checkpointer_.peek() : std::nullopt) {
-  if (saved_) check_resumable(saved_state(), config_, dir());
-  if (setup.comm && setup.resume)
-    check_same_checkpoint(*setup.comm, saved_ ? saved_state().at("epochs_done").get<int64_t>() : -1,
-                          dir());
-}
+      saved_(resumable_checkpoint(checkpointer_, setup, [](const json& state) {
+        return state.at("epochs_done").get<int64_t>();
+      })) {}
 
 LoopState EpochCheckpoint::load(torch::nn::Module& module,
                                 torch::optim::Optimizer* optimizer) const {

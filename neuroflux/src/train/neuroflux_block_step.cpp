@@ -61,8 +61,15 @@ void decide_exit(BlockRun& run, int64_t k, const BlockOutcome& outcome, bool mor
            std::to_string(run.model->size() - 1) + " stay untrained");
 }
 
+/// What the caching pass took.
+struct CachePass {
+  int64_t peak_bytes = 0;
+  double seconds = 0;
+  int64_t stored_bytes = 0;
+};
+
 /// The caching pass: the block's outputs over every split, measured like training.
-void cache_outputs(BlockRun& run, BlockInput& input, int64_t k, BlockReport& block) {
+CachePass cache_outputs(BlockRun& run, BlockInput& input, int64_t k) {
   const PlannedBlock& pb = run.plan.blocks[k];
   MemoryMeter& meter = MemoryMeter::of(run.device);
   log_line("block " + std::to_string(k) + ": " + format_size(meter.current()) +
@@ -73,16 +80,14 @@ void cache_outputs(BlockRun& run, BlockInput& input, int64_t k, BlockReport& blo
     MemoryLimitGuard limit(meter, run.config.memory.budget);
     run.caches.write(run.model, input, k, pb.first_unit, pb.last_unit, pb.cache_batch_size);
   }
-  const double seconds = watch.seconds();
-  block.cache_bytes = run.caches.bytes();
-  block.extra["cache_pass_peak_bytes"] = meter.peak();
-  block.extra["cache_seconds"] = seconds;
-  run.state.cache_seconds += seconds;
-  run.state.train_seconds += seconds;
+  const CachePass pass{meter.peak(), watch.seconds(), run.caches.bytes()};
+  run.state.cache_seconds += pass.seconds;
+  run.state.train_seconds += pass.seconds;
+  return pass;
 }
 
 BlockReport block_report(const PlannedBlock& pb, const BlockOutcome& outcome,
-                         int64_t training_peak) {
+                         int64_t training_peak, const CachePass& pass) {
   BlockReport block;
   block.first_unit = pb.first_unit;
   block.last_unit = pb.last_unit;
@@ -90,12 +95,14 @@ BlockReport block_report(const PlannedBlock& pb, const BlockOutcome& outcome,
   block.epochs = outcome.epochs_run;
   block.predicted_peak_bytes = pb.predicted_peak_bytes;
   block.seconds = outcome.train_seconds;
+  block.cache_bytes = pass.stored_bytes;
+  block.peak_memory_bytes = std::max(training_peak, pass.peak_bytes);
   block.extra = {{"epochs_planned", pb.epochs},
                  {"best_epoch", outcome.best_epoch},
                  {"lr", pb.lr},
                  {"training_peak_bytes", training_peak},
-                 {"cache_pass_peak_bytes", 0},
-                 {"cache_seconds", 0.0},
+                 {"cache_pass_peak_bytes", pass.peak_bytes},
+                 {"cache_seconds", pass.seconds},
                  {"eval_seconds", outcome.eval_seconds},
                  {"predicted_seconds", pb.predicted_seconds},
                  {"head_val_accuracy", outcome.head_val_accuracy}};
@@ -126,11 +133,10 @@ void run_block(BlockRun& run, int64_t k) {
 
   const bool more = k + 1 < static_cast<int64_t>(run.plan.blocks.size());
   decide_exit(run, k, outcome, more);
-  BlockReport block = block_report(pb, outcome, training_peak);
-  if (more && !state.stopped_early) cache_outputs(run, *input, k, block);
+  CachePass pass;
+  if (more && !state.stopped_early) pass = cache_outputs(run, *input, k);
   input.reset();
-  block.peak_memory_bytes =
-      std::max(training_peak, block.extra.at("cache_pass_peak_bytes").get<int64_t>());
+  const BlockReport block = block_report(pb, outcome, training_peak, pass);
   state.blocks.push_back(block);
   state.peak = std::max(state.peak, block.peak_memory_bytes);
   move_units_to_host(run.model, pb.first_unit, pb.last_unit, run.device);

@@ -1,6 +1,5 @@
 #include "train/neuroflux_run_state.h"
 
-#include "neuroflux/distributed/data_parallel.h"
 #include "train/training_loop.h"
 
 namespace neuroflux {
@@ -33,18 +32,12 @@ NeuroFluxRunState NeuroFluxRunState::from_json(const json& j) {
   return s;
 }
 
-NeuroFluxCheckpoint::NeuroFluxCheckpoint(const std::string& out, bool resume, const Config& config,
-                                         Communicator* comm)
-    : config_(config),
-      enabled_(!out.empty()),
-      checkpointer_(out.empty() ? "" : out + "/checkpoint") {
-  if (resume && enabled_) saved_ = checkpointer_.peek();
-  if (saved_) check_resumable(saved_->at("state"), config, checkpointer_.dir());
-  if (comm && resume)
-    check_same_checkpoint(
-        *comm, saved_ ? saved_->at("state").at("run").at("blocks_done").get<int64_t>() : -1,
-        checkpointer_.dir());
-}
+NeuroFluxCheckpoint::NeuroFluxCheckpoint(const TrainingSetup& setup)
+    : config_(setup.config),
+      checkpointer_(setup.out_dir.empty() ? "" : setup.out_dir + "/checkpoint"),
+      saved_(resumable_checkpoint(checkpointer_, setup, [](const json& state) {
+        return state.at("run").at("blocks_done").get<int64_t>();
+      })) {}
 
 Plan NeuroFluxCheckpoint::plan() const { return Plan::from_json(saved_->at("state").at("plan")); }
 
@@ -59,7 +52,7 @@ NeuroFluxRunState NeuroFluxCheckpoint::restore(LocalModel& model) const {
 
 void NeuroFluxCheckpoint::save(LocalModel& model, const NeuroFluxRunState& state,
                                const Plan& plan, double profile_seconds) {
-  if (!enabled_) return;
+  if (checkpointer_.dir().empty()) return;
   json s = {{"run", state.to_json()}, {"plan", plan.to_json()},
             {"profile_seconds", profile_seconds}, {"config", resumable_config(config_)}};
   checkpointer_.save(*model, nullptr, s, state.blocks_done);

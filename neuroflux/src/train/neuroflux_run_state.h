@@ -15,10 +15,9 @@
 #include "neuroflux/plan/plan.h"
 #include "neuroflux/report/report.h"
 #include "neuroflux/train/checkpoint.h"
+#include "neuroflux/train/training_setup.h"
 
 namespace neuroflux {
-
-class Communicator;
 
 struct NeuroFluxRunState {
   int64_t blocks_done = 0;
@@ -38,10 +37,9 @@ struct NeuroFluxRunState {
 /// finished block writes. Without OUT there is none: nothing is read or written.
 class NeuroFluxCheckpoint {
  public:
-  /// With `resume`, reads the newest checkpoint under OUT/checkpoint (checked against `config`;
-  /// every rank of `comm` must hold the same one).
-  NeuroFluxCheckpoint(const std::string& out, bool resume, const Config& config,
-                      Communicator* comm);
+  /// Under --resume, reads the newest checkpoint under OUT/checkpoint (resumable_checkpoint:
+  /// checked against the config, the same one on every rank).
+  explicit NeuroFluxCheckpoint(const TrainingSetup& setup);
 
   bool resuming() const { return saved_.has_value(); }
   /// The saved run's plan and profiling time; only when resuming().
@@ -56,7 +54,6 @@ class NeuroFluxCheckpoint {
 
  private:
   const Config& config_;
-  bool enabled_;
   Checkpointer checkpointer_;
   std::optional<nlohmann::json> saved_;
 };

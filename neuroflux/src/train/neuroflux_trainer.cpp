@@ -104,7 +104,7 @@ Report NeuroFluxTrainer::fit(UnitChain chain, const data::DataSplits& data,
   const Config& config = setup_.config;
   const c10::Device device = setup_.device;
   Communicator* comm = setup_.comm.get();
-  NeuroFluxCheckpoint checkpoint(setup_.out_dir, setup_.resume, config, comm);
+  NeuroFluxCheckpoint checkpoint(setup_);
   // Data parallel: each rank trains on, and caches, a fixed shard of the training split.
   const data::DataSplits sharded = comm ? train_shard(data, comm->rank(), comm->world_size())
                                         : data::DataSplits{};

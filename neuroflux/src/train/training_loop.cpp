@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include "neuroflux/distributed/data_parallel.h"
 #include "neuroflux/util/errors.h"
 #include "neuroflux/util/progress.h"
 
@@ -79,13 +80,9 @@ HistoryEntry epoch_history_entry(int64_t epoch, const EpochStats& stats, double 
   return entry;
 }
 
-json resumable_config(const Config& config) {
-  json j = config.to_json();
-  j.erase("output");   // the same run may be resumed from a moved directory
-  j.erase("threads");  // and with another thread count
-  return j;
-}
+namespace {
 
+/// Throws ConfigError when `state` was written under a different configuration.
 void check_resumable(const json& state, const Config& config, const std::string& where) {
   if (!state.contains("config")) return;
   const json now = resumable_config(config);
@@ -95,6 +92,26 @@ void check_resumable(const json& state, const Config& config, const std::string&
   for (const auto& d : diff) paths += (paths.empty() ? "" : ", ") + d.value("path", std::string());
   throw ConfigError(where + ": the checkpoint was written with a different config (" + paths +
                     "); resume with the same config or use a new output.dir");
+}
+
+}  // namespace
+
+json resumable_config(const Config& config) {
+  json j = config.to_json();
+  j.erase("output");   // the same run may be resumed from a moved directory
+  j.erase("threads");  // and with another thread count
+  return j;
+}
+
+std::optional<json> resumable_checkpoint(const Checkpointer& checkpointer,
+                                         const TrainingSetup& setup,
+                                         const std::function<int64_t(const json& state)>& step) {
+  const std::optional<json> saved =
+      setup.resume && !setup.out_dir.empty() ? checkpointer.peek() : std::nullopt;
+  if (saved) check_resumable(saved->at("state"), setup.config, checkpointer.dir());
+  if (setup.comm && setup.resume)
+    check_same_checkpoint(*setup.comm, saved ? step(saved->at("state")) : -1, checkpointer.dir());
+  return saved;
 }
 
 Report make_report_skeleton(const Config& config, UnitChainImpl& model,

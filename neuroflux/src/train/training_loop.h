@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,8 @@
 #include "neuroflux/data/data_splits.h"
 #include "neuroflux/models/unit_chain.h"
 #include "neuroflux/report/report.h"
+#include "neuroflux/train/checkpoint.h"
+#include "neuroflux/train/training_setup.h"
 #include "neuroflux/data/block_input.h"
 #include "neuroflux/util/cpu_usage.h"
 
@@ -53,8 +56,13 @@ struct LoopState {
 
 /// The config fields a resumed run must share with the run that wrote the checkpoint.
 nlohmann::json resumable_config(const Config& config);
-/// Throws ConfigError when `state` was written under a different configuration.
-void check_resumable(const nlohmann::json& state, const Config& config, const std::string& where);
+/// Under --resume (setup.resume), the newest checkpoint `checkpointer` holds (its "state" and
+/// files; nullopt when there is none or no out_dir). A ConfigError when it was written under a
+/// different configuration. Data parallel, every rank must hold the one at the same `step` (read
+/// off the state): a collective, so every rank calls it.
+std::optional<nlohmann::json> resumable_checkpoint(
+    const Checkpointer& checkpointer, const TrainingSetup& setup,
+    const std::function<int64_t(const nlohmann::json& state)>& step);
 
 /// method, model, dataset, device, budget, epochs, params and config filled in.
 Report make_report_skeleton(const Config& config, UnitChainImpl& model,
