@@ -6,8 +6,9 @@
 
 namespace neuroflux {
 
-LocalModelImpl::LocalModelImpl(UnitChain chain, std::vector<AuxHeadSpec> specs)
-    : chain_(register_module("chain", chain)), specs_(std::move(specs)) {
+LocalModelImpl::LocalModelImpl(UnitChain chain, std::vector<AuxHeadSpec> specs,
+                               LocalLossSpec loss)
+    : chain_(register_module("chain", chain)), specs_(std::move(specs)), loss_spec_(loss) {
   TORCH_CHECK(static_cast<int64_t>(specs_.size()) == chain_->size(), "local model: ",
               specs_.size(), " head specs for ", chain_->size(), " units");
   TORCH_CHECK(specs_.back().classifier, "local model: the last unit's head must be the classifier");
@@ -17,6 +18,21 @@ LocalModelImpl::LocalModelImpl(UnitChain chain, std::vector<AuxHeadSpec> specs)
         "head" + std::to_string(i),
         make_aux_head(chain_->output_shape(i), specs_[i], chain_->num_classes())));
   }
+  for (int64_t i = 0; i < chain_->size(); ++i) {
+    UnitLossTerms terms;
+    terms.sim_weight = depth_faded_weight(loss.sim_weight, i, chain_->size());
+    terms.recon_weight = depth_faded_weight(loss.recon_weight, i, chain_->size());
+    if (terms.recon_weight > 0)
+      terms.decoder = register_module(
+          "decoder" + std::to_string(i),
+          make_decoder(chain_->output_shape(i), chain_->output_shape(i - 1)));
+    loss_terms_.push_back(terms);
+  }
+}
+
+UnitLossTerms& LocalModelImpl::loss_terms(int64_t unit) {
+  TORCH_CHECK(unit >= 0 && unit < size(), "local model: no unit ", unit);
+  return loss_terms_[static_cast<size_t>(unit)];
 }
 
 torch::nn::Sequential& LocalModelImpl::head(int64_t unit) {
@@ -27,6 +43,8 @@ torch::nn::Sequential& LocalModelImpl::head(int64_t unit) {
 std::vector<at::Tensor> LocalModelImpl::unit_and_head_parameters(int64_t unit) {
   std::vector<at::Tensor> params = chain_->unit(unit)->parameters();
   for (const auto& p : head(unit)->parameters()) params.push_back(p);
+  if (const auto& decoder = loss_terms(unit).decoder)
+    for (const auto& p : decoder->parameters()) params.push_back(p);
   return params;
 }
 
@@ -47,6 +65,7 @@ void move_units_to_device(LocalModel& model, int64_t first, int64_t last,
   for (int64_t i = first; i <= last; ++i) {
     move_to_device(*model->chain()->unit(i), device);
     move_to_device(*model->head(i), device);
+    if (auto& decoder = model->loss_terms(i).decoder) move_to_device(*decoder, device);
   }
 }
 
@@ -54,6 +73,7 @@ void move_units_to_host(LocalModel& model, int64_t first, int64_t last, const c1
   for (int64_t i = first; i <= last; ++i) {
     move_to_host(*model->chain()->unit(i), device);
     move_to_host(*model->head(i), device);
+    if (auto& decoder = model->loss_terms(i).decoder) move_to_host(*decoder, device);
   }
 }
 

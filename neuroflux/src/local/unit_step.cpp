@@ -44,15 +44,18 @@ at::Tensor unit_forward(torch::nn::Sequential& unit, const at::Tensor& input, Un
 
 UnitStepResult unit_step(torch::nn::Sequential& unit, torch::nn::Sequential& head,
                          torch::optim::Optimizer& optimizer, const at::Tensor& input,
-                         const at::Tensor& labels, GradReducer* reducer, UnitMode mode) {
+                         const at::Tensor& labels, GradReducer* reducer, UnitMode mode,
+                         UnitLossTerms* terms) {
   // Row-centric stripes add their weight gradients straight into .grad, once per stripe, which
   // the all-reduce hooks would count as several gradients.
   TORCH_CHECK(!(reducer && mode == UnitMode::kRowCentric),
               "row-centric units cannot train data-parallel (more than one rank)");
   optimizer.zero_grad();
-  at::Tensor output = unit_forward(unit, input.detach(), mode);
+  const at::Tensor detached_input = input.detach();
+  at::Tensor output = unit_forward(unit, detached_input, mode);
   const at::Tensor logits = head->forward(output);
-  const at::Tensor loss = torch::cross_entropy_loss(logits, labels);
+  const at::Tensor loss = terms ? local_loss(logits, labels, detached_input, output, *terms)
+                                : torch::cross_entropy_loss(logits, labels);
   if (reducer) reducer->arm();
   loss.backward();
   if (reducer) reducer->finish();

@@ -128,7 +128,8 @@ Profile pipeline_profile(const Config& config, UnitChain chain, const c10::Devic
   const ModuleSnapshot snapshot(*chain);
   Profiler profiler(profiler_options(config), device);
   LocalModel probe(chain, config.method == "local" ? classic_head_specs(config, chain->size())
-                                                  : choose_head_specs(config, chain, profiler));
+                                                  : choose_head_specs(config, chain, profiler),
+                  local_loss_spec(config));
   probe->to(device);
   Profile profile = profiler.profile(probe);
   snapshot.restore(*chain);

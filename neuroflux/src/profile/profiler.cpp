@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <optional>
 
 #include "neuroflux/local/unit_step.h"
 #include "neuroflux/memory/memory_meter.h"
@@ -65,6 +66,9 @@ UnitProfile Profiler::profile_unit(LocalModel& model, int64_t index) {
   auto& unit = model->chain()->unit(index);
   auto& head = model->head(index);
   const ModuleSnapshot unit_snapshot(*unit), head_snapshot(*head);
+  auto& decoder = model->loss_terms(index).decoder;
+  const std::optional<ModuleSnapshot> decoder_snapshot =
+      decoder ? std::optional<ModuleSnapshot>(std::in_place, *decoder) : std::nullopt;
   unit->train();
   head->train();
 
@@ -96,13 +100,13 @@ UnitProfile Profiler::profile_unit(LocalModel& model, int64_t index) {
                                           options.dtype(torch::kLong));
       auto optimizer = make_optimizer(params, options_.train, options_.train.lr);
       // Warm: gradients and optimizer state now exist.
-      unit_step(unit, head, *optimizer, x, y, nullptr, mode);
+      unit_step(unit, head, *optimizer, x, y, nullptr, mode, &model->loss_terms(index));
       meter.reset_peak();
       const int64_t before = meter.current();
       double best = std::numeric_limits<double>::infinity();
       for (int r = 0; r < options_.repeats; ++r) {
         Stopwatch watch;
-        unit_step(unit, head, *optimizer, x, y, nullptr, mode);
+        unit_step(unit, head, *optimizer, x, y, nullptr, mode, &model->loss_terms(index));
         best = std::min(best, watch.seconds());
         if (r == 0) fit.transient_peaks.emplace_back(b, meter.peak() - before);
       }
@@ -140,6 +144,7 @@ UnitProfile Profiler::profile_unit(LocalModel& model, int64_t index) {
   }
   unit_snapshot.restore(*unit);
   head_snapshot.restore(*head);
+  if (decoder_snapshot) decoder_snapshot->restore(*decoder);
   return p;
 }
 

@@ -88,7 +88,7 @@ EpochStats train_epoch(LocalModel& model, BlockInput& input, BlockParts& parts,
         for (int64_t i = first; i <= last; ++i) {
           r = unit_step(model->chain()->unit(i), model->head(i), *parts.optimizers[i - first], h,
                         y, parts.reducers.empty() ? nullptr : parts.reducers[i - first].get(),
-                        parts.modes[static_cast<size_t>(i - first)]);
+                        parts.modes[static_cast<size_t>(i - first)], &model->loss_terms(i));
           h = r.output;
         }
         // The block's deepest head stands for the block's training loss.

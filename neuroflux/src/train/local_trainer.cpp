@@ -39,7 +39,8 @@ UnitStepResult local_step(LocalModel& model, Optimizers& optimizers, const Reduc
   UnitStepResult r;
   for (int64_t i = 0; i < model->size(); ++i) {
     r = unit_step(model->chain()->unit(i), model->head(i), *optimizers[i], h, y,
-                  reducers.empty() ? nullptr : reducers[i].get());
+                  reducers.empty() ? nullptr : reducers[i].get(), UnitMode::kPlain,
+                  &model->loss_terms(i));
     h = r.output;
   }
   return r;
@@ -120,7 +121,7 @@ LocalTrainer::LocalTrainer(TrainingSetup setup) : setup_(std::move(setup)) {}
 
 Report LocalTrainer::fit(UnitChain chain, const data::DataSplits& data) {
   const Config& config = setup_.config;
-  LocalModel model(chain, classic_head_specs(config, chain->size()));
+  LocalModel model(chain, classic_head_specs(config, chain->size()), local_loss_spec(config));
   model->to(setup_.device);
   WholeNetworkRun run(setup_, data, "local " + chain->name());
   run.settle_batch_size(*model, [&](int64_t b) {

@@ -71,7 +71,7 @@ std::pair<Profile, Plan> NeuroFluxTrainer::make_plan(UnitChain chain,
   Profiler profiler(profiler_options(config), setup_.device);
   Stopwatch watch;
   const std::vector<AuxHeadSpec> heads = choose_head_specs(config, chain, profiler);
-  LocalModel model(chain, heads);
+  LocalModel model(chain, heads, local_loss_spec(config));
   model->to(setup_.device);
   Profile profile = profiler.profile(model);
   profile.seconds = watch.seconds();
@@ -114,7 +114,7 @@ Report NeuroFluxTrainer::fit(UnitChain chain, const data::DataSplits& data,
       checkpoint.resuming() ? std::pair{checkpoint.plan(), checkpoint.profile_seconds()}
                             : choose_plan(chain, local, std::move(given_plan));
   check_plan_covers(plan, chain->size());
-  LocalModel model(chain, plan.heads);
+  LocalModel model(chain, plan.heads, local_loss_spec(config));
   model->to(device);
   NeuroFluxRunState state;
   state.head_accuracy.assign(static_cast<size_t>(chain->size()), std::nullopt);

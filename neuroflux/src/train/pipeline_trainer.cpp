@@ -157,7 +157,8 @@ at::Tensor StageRun::train_step(const at::Tensor& x, const at::Tensor& y, at::Te
   at::Tensor h = x;
   for (int64_t i = first_; i <= last_; ++i) {
     const UnitStepResult r = unit_step(model_->chain()->unit(i), model_->head(i),
-                                       *optimizers_[i - first_], h, y);
+                                       *optimizers_[i - first_], h, y, nullptr,
+                                       UnitMode::kPlain, &model_->loss_terms(i));
     loss_sum[i] += r.loss.item<double>() * static_cast<double>(x.size(0));
     h = r.output;
   }
@@ -223,7 +224,7 @@ std::pair<LocalModel, Profile> stage_model(const TrainingSetup& setup, UnitChain
   Communicator& comm = *setup.comm;
   LocalModel model{nullptr};
   if (config.method == "local") {
-    model = LocalModel(chain, classic_head_specs(config, chain->size()));
+    model = LocalModel(chain, classic_head_specs(config, chain->size()), local_loss_spec(config));
     model->to(setup.device);
   }
   std::string profile_text;
@@ -235,7 +236,7 @@ std::pair<LocalModel, Profile> stage_model(const TrainingSetup& setup, UnitChain
   if (config.method != "local") {
     std::vector<AuxHeadSpec> heads;
     for (const auto& u : profile.units) heads.push_back(u.head);
-    model = LocalModel(chain, heads);
+    model = LocalModel(chain, heads, local_loss_spec(config));
     model->to(setup.device);
     if (!checkpoint.resuming()) broadcast_module(comm, *model, 0);
   }

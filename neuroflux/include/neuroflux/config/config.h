@@ -76,6 +76,11 @@ struct NeuroFluxConfig {
   /// Units per gradient-isolated module (models/unit_groups.h); 0 = "stage": one module per
   /// resolution stage.
   int64_t module_units = 1;
+  /// What each unit learns from (local/local_loss.h): ce | ce+sim | ce+recon | ce+sim+recon,
+  /// the terms weighted at the first unit by sim_weight and recon_weight and faded with depth.
+  std::string local_loss = "ce";
+  double sim_weight = 1.0;
+  double recon_weight = 1.0;
   double aux_memory_fraction = 0.25;
   double aux_compute_fraction = 0.2;
   int64_t block_patience = 2;

@@ -10,27 +10,35 @@
 
 #include "neuroflux/config/config.h"
 #include "neuroflux/local/aux_head.h"
+#include "neuroflux/local/local_loss.h"
 #include "neuroflux/models/unit_chain.h"
 
 namespace neuroflux {
 
 class LocalModelImpl : public torch::nn::Module {
  public:
-  /// `specs` has one entry per unit; the last must be {classifier = true}.
-  LocalModelImpl(UnitChain chain, std::vector<AuxHeadSpec> specs);
+  /// `specs` has one entry per unit; the last must be {classifier = true}. `loss` adds the
+  /// information-keeping terms (local/local_loss.h), with a decoder per unit that needs one.
+  LocalModelImpl(UnitChain chain, std::vector<AuxHeadSpec> specs, LocalLossSpec loss = {});
 
   UnitChain& chain() { return chain_; }
   int64_t size() const { return chain_->size(); }
   torch::nn::Sequential& head(int64_t unit);
   const std::vector<AuxHeadSpec>& specs() const { return specs_; }
 
-  /// Unit `i`'s and its head's parameters: what one per-unit optimizer steps.
+  /// Unit `i`'s depth-faded loss terms and decoder.
+  UnitLossTerms& loss_terms(int64_t unit);
+  const LocalLossSpec& loss_spec() const { return loss_spec_; }
+
+  /// Unit `i`'s, its head's and its decoder's parameters: what one per-unit optimizer steps.
   std::vector<at::Tensor> unit_and_head_parameters(int64_t unit);
 
  private:
   UnitChain chain_;
   std::vector<torch::nn::Sequential> heads_;  // heads_[i] for i < size() - 1
   std::vector<AuxHeadSpec> specs_;
+  LocalLossSpec loss_spec_;
+  std::vector<UnitLossTerms> loss_terms_;  // one per unit
 };
 TORCH_MODULE(LocalModel);
 
@@ -38,7 +46,7 @@ TORCH_MODULE(LocalModel);
 /// "adaptive"): width neuroflux.aux_width, the deep family for neuroflux.aux = "deep", else conv.
 std::vector<AuxHeadSpec> classic_head_specs(const Config& config, int64_t units);
 
-/// Units [first, last] of `model` and their heads to `device`, tracked as the block in training
+/// Units [first, last] of `model`, their heads and decoders to `device`, tracked as the block in training
 /// (memory/device_residency.h), or back to untracked host memory.
 void move_units_to_device(LocalModel& model, int64_t first, int64_t last,
                           const c10::Device& device);

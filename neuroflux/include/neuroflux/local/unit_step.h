@@ -7,6 +7,8 @@
 #include <torch/nn/modules/container/sequential.h>
 #include <torch/optim/optimizer.h>
 
+#include "neuroflux/local/local_loss.h"
+
 #include <string>
 #include <vector>
 
@@ -35,9 +37,11 @@ struct UnitStepResult {
 };
 
 /// With a `reducer` (data parallel), the gradients are averaged over the ranks before the step.
+/// `terms` (local/local_loss.h) adds the unit's information-keeping terms to the head's loss;
+/// its decoder's parameters must be in `optimizer`.
 UnitStepResult unit_step(torch::nn::Sequential& unit, torch::nn::Sequential& head,
                          torch::optim::Optimizer& optimizer, const at::Tensor& input,
                          const at::Tensor& labels, GradReducer* reducer = nullptr,
-                         UnitMode mode = UnitMode::kPlain);
+                         UnitMode mode = UnitMode::kPlain, UnitLossTerms* terms = nullptr);
 
 }  // namespace neuroflux
