@@ -68,6 +68,10 @@ TEST_CASE("bad values are refused with the JSON path", "[config][unit]") {
   CHECK(error_of({{"neuroflux", {{"module_units", "block"}}}})
             .rfind("/neuroflux/module_units:", 0) == 0);
   CHECK(error_of({{"neuroflux", {{"aux", "huge"}}}}).rfind("/neuroflux/aux:", 0) == 0);
+  CHECK(error_of({{"neuroflux", {{"local_loss", "sim"}}}}).rfind("/neuroflux/local_loss:", 0) == 0);
+  CHECK(error_of({{"neuroflux", {{"sim_weight", -1}}}}).rfind("/neuroflux/sim_weight:", 0) == 0);
+  CHECK(error_of({{"neuroflux", {{"recon_weight", 0}}}}).rfind("/neuroflux/recon_weight:", 0) ==
+        0);
   CHECK(error_of({{"method", "magic"}}).rfind("/method: expected one of", 0) == 0);
   CHECK(error_of({{"train", {{"batch_size", 0}}}}).rfind("/train/batch_size:", 0) == 0);
   CHECK(error_of({{"neuroflux", {{"cache", {{"where", "cloud"}}}}}})

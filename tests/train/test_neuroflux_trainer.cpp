@@ -26,14 +26,18 @@ TEST_CASE("neuroflux trains under a budget that backprop's batch needs three tim
     return run_training(bp, false).peak_memory_bytes;
   }();
 
-  // Each head family is profiled, planned and held to the budget alike.
-  const std::string aux = GENERATE(as<std::string>{}, "adaptive", "deep");
-  INFO("neuroflux.aux = " << aux);
+  // Each head family and local loss is profiled, planned and held to the budget alike (the
+  // decoders' weights and maps included).
+  const auto [aux, loss] = GENERATE(std::pair<std::string, std::string>{"adaptive", "ce"},
+                                    std::pair<std::string, std::string>{"deep", "ce"},
+                                    std::pair<std::string, std::string>{"deep", "ce+sim+recon"});
+  INFO("neuroflux.aux = " << aux << ", neuroflux.local_loss = " << loss);
   Config nf = synthetic_config("neuroflux");
   nf.memory.budget = backprop_peak / 3;
   nf.neuroflux.progressive_exit = false;
   nf.neuroflux.aux = aux;
-  nf.output.dir = fresh_dir("nf-" + aux);
+  nf.neuroflux.local_loss = loss;
+  nf.output.dir = fresh_dir("nf-" + aux + "-" + loss);
   const Report report = run_training(nf, false);
 
   CHECK(report.method == "neuroflux");
@@ -63,6 +67,9 @@ TEST_CASE("neuroflux trains under a budget that backprop's batch needs three tim
   auto exported = load_exported(nf.output.dir + "/model.pt", &description);
   CHECK(description.exit_unit == report.final.exit_unit);
   CHECK(parameter_count(exported) == report.final.params);
+  // Decoders are training aids: the export carries units and one head only.
+  for (const auto& item : exported->named_children())
+    CHECK((item.key().rfind("unit", 0) == 0 || item.key() == "head"));
 }
 
 TEST_CASE("modules of several units train, exit and export on module boundaries",
