@@ -53,6 +53,20 @@ TEST_CASE("defaults, values and round trip", "[config][unit]") {
   CHECK(again.to_json() == c.to_json());
 }
 
+TEST_CASE("module_units reads a number, \"stage\" or \"auto\" and writes them back",
+          "[config][unit]") {
+  for (const auto& [text, value] : {std::pair{json("stage"), int64_t{0}},
+                                    std::pair{json("auto"), int64_t{-1}},
+                                    std::pair{json(3), int64_t{3}}}) {
+    const Config c = Config::from_json({{"neuroflux", {{"module_units", text}}}});
+    CHECK(c.neuroflux.module_units == value);
+    CHECK(c.to_json()["neuroflux"]["module_units"] == text);
+  }
+  CHECK(error_of({{"neuroflux", {{"module_units", "some"}}}}) ==
+        "/neuroflux/module_units: expected a positive integer, \"stage\" or \"auto\", got "
+        "\"some\"");
+}
+
 TEST_CASE("bad values are refused with the JSON path", "[config][unit]") {
   CHECK(error_of({{"train", {{"epochs", -3}}}}) ==
         "/train/epochs: expected a positive integer, got -3");

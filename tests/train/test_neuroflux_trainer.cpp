@@ -7,6 +7,7 @@
 #include "neuroflux/exit/exported_model.h"
 #include "neuroflux/models/model_zoo.h"
 #include "neuroflux/models/unit_groups.h"
+#include "neuroflux/plan/plan.h"
 #include "neuroflux/train/run.h"
 #include "train/train_test_util.h"
 
@@ -76,7 +77,10 @@ TEST_CASE("modules of several units train, exit and export on module boundaries"
           "[neuroflux][integration]") {
   Config config = synthetic_config("neuroflux");
   config.train.epochs = 1;
-  config.neuroflux.module_units = 0;  // "stage": one module per resolution
+  // "stage": one module per resolution; "auto" without a budget keeps the stages too, but the
+  // planner groups the chain and the plan records it.
+  config.neuroflux.module_units = GENERATE(kStageModules, kAutoModules);
+  INFO("module_units " << config.neuroflux.module_units);
   config.neuroflux.aux = "deep";
   config.output.dir = fresh_dir("modules");
   const Report report = run_training(config, false);
@@ -88,8 +92,10 @@ TEST_CASE("modules of several units train, exit and export on module boundaries"
   CHECK(report.blocks.back().last_unit == stages - 1);
   ExportDescription description;
   auto exported = load_exported(config.output.dir + "/model.pt", &description);
-  CHECK(description.module_units == 0);
+  CHECK(description.module_sizes == module_sizes(0, *units));
   CHECK(description.exit_unit == report.final.exit_unit);
+  if (config.neuroflux.module_units == kAutoModules)
+    CHECK(Plan::from_json(report.extra.at("plan")).module_sizes == module_sizes(0, *units));
   CHECK(parameter_count(exported) == report.final.params);
 }
 

@@ -43,6 +43,13 @@ struct TrainerOptions {
   TORCH_ARG(double, weight_decay) = 5e-4;
   /// Random crop + flip on the training images.
   TORCH_ARG(bool, augment) = false;
+  /// Auxiliary head family: "adaptive", "fixed" or "deep" (README "Auxiliary heads").
+  TORCH_ARG(std::string, aux) = "adaptive";
+  /// Units per gradient-isolated module: a number, kStageModules (one per resolution stage) or
+  /// kAutoModules (NeuroFlux's planner chooses; models/unit_groups.h).
+  TORCH_ARG(int64_t, module_units) = 1;
+  /// What each unit learns from: "ce", "ce+sim", "ce+recon" or "ce+sim+recon".
+  TORCH_ARG(std::string, local_loss) = "ce";
   /// Early-exit tolerance: the shallowest head within this of the best is exported.
   TORCH_ARG(double, exit_tolerance) = 0.005;
   TORCH_ARG(int64_t, seed) = 0;

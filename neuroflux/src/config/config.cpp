@@ -76,7 +76,7 @@ void read_train(JsonReader r, TrainConfig& t) {
 void read_neuroflux(JsonReader r, NeuroFluxConfig& n) {
   r.choice("aux", n.aux, {"adaptive", "fixed", "deep"});
   r.integer("aux_width", n.aux_width, 1);
-  r.integer_or_word("module_units", n.module_units, "stage", 0);
+  r.integer_or_words("module_units", n.module_units, {{"stage", 0}, {"auto", -1}});
   r.choice("local_loss", n.local_loss, {"ce", "ce+sim", "ce+recon", "ce+sim+recon"});
   r.number("sim_weight", n.sim_weight, 0.0, 1000.0, true);
   r.number("recon_weight", n.recon_weight, 0.0, 1000.0, true);
@@ -244,7 +244,9 @@ json Config::to_json() const {
       {"neuroflux",
        {{"aux", neuroflux.aux}, {"aux_width", neuroflux.aux_width},
         {"module_units",
-         neuroflux.module_units == 0 ? json("stage") : json(neuroflux.module_units)},
+         neuroflux.module_units == 0    ? json("stage")
+         : neuroflux.module_units == -1 ? json("auto")
+                                        : json(neuroflux.module_units)},
         {"local_loss", neuroflux.local_loss}, {"sim_weight", neuroflux.sim_weight},
         {"recon_weight", neuroflux.recon_weight},
         {"aux_memory_fraction", neuroflux.aux_memory_fraction},

@@ -109,16 +109,25 @@ void JsonReader::number(const std::string& key, double& out, double min, double 
 
 void JsonReader::integer_or_word(const std::string& key, int64_t& out, const std::string& word,
                                  int64_t word_value) {
+  integer_or_words(key, out, {{word, word_value}});
+}
+
+void JsonReader::integer_or_words(const std::string& key, int64_t& out,
+                                  const std::vector<std::pair<std::string, int64_t>>& words) {
   const nlohmann::json* v = find(key);
   if (v == nullptr) return;
+  std::string expected = "expected a positive integer";
+  for (size_t i = 0; i < words.size(); ++i)
+    expected += (i + 1 == words.size() ? " or \"" : ", \"") + words[i].first + "\"";
   if (v->is_string()) {
-    if (v->get<std::string>() != word)
-      fail(key, "expected a positive integer or \"" + word + "\", got " + describe(*v));
-    out = word_value;
-    return;
+    for (const auto& [word, value] : words)
+      if (v->get<std::string>() == word) {
+        out = value;
+        return;
+      }
+    fail(key, expected + ", got " + describe(*v));
   }
-  if (!v->is_number_integer() || v->get<int64_t>() < 1)
-    fail(key, "expected a positive integer or \"" + word + "\", got " + describe(*v));
+  if (!v->is_number_integer() || v->get<int64_t>() < 1) fail(key, expected + ", got " + describe(*v));
   out = v->get<int64_t>();
 }
 

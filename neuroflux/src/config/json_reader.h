@@ -31,6 +31,9 @@ class JsonReader {
   /// A positive integer, or the string `word` (e.g. "auto"), which reads as `word_value`.
   void integer_or_word(const std::string& key, int64_t& out, const std::string& word,
                        int64_t word_value);
+  /// A positive integer, or one of `words`, each read as its value.
+  void integer_or_words(const std::string& key, int64_t& out,
+                        const std::vector<std::pair<std::string, int64_t>>& words);
   /// A size: "64MiB", "1.5GiB", a byte count, or "none" / null.
   void size(const std::string& key, std::optional<int64_t>& out);
 

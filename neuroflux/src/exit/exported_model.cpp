@@ -23,7 +23,7 @@ json ExportDescription::to_json() const {
           {"model", model_config},
           {"input_shape", input_shape},
           {"num_classes", num_classes},
-          {"module_units", module_units}};
+          {"module_sizes", module_sizes}};
 }
 
 ExportDescription ExportDescription::from_json(const json& j) {
@@ -33,7 +33,7 @@ ExportDescription ExportDescription::from_json(const json& j) {
   d.model_config = j.at("model");
   d.input_shape = j.at("input_shape").get<std::vector<int64_t>>();
   d.num_classes = j.at("num_classes");
-  d.module_units = j.value("module_units", 1);
+  if (j.contains("module_sizes")) d.module_sizes = j.at("module_sizes").get<std::vector<int64_t>>();
   return d;
 }
 
@@ -65,7 +65,7 @@ ExportDescription describe_export(const Config& config, UnitChainImpl& chain, in
   d.model_config["in_channels"] = chain.input_shape()[0];
   d.input_shape = chain.input_shape();
   d.num_classes = chain.num_classes();
-  d.module_units = effective_module_units(config);
+  d.module_sizes = chain.module_sizes();
   return d;
 }
 
@@ -87,12 +87,14 @@ void save_exported(const torch::nn::Sequential& network, const ExportDescription
 torch::nn::Sequential load_exported(const std::string& path, ExportDescription* description) {
   torch::serialize::InputArchive archive;
   ExportDescription d;
+  json description_json;
   try {
     archive.load_from(path);
     c10::IValue text;
     if (!archive.try_read(kDescriptionKey, text))
       throw DataError(path + ": not a NeuroFlux exported model (no description inside)");
-    d = ExportDescription::from_json(json::parse(text.toStringRef()));
+    description_json = json::parse(text.toStringRef());
+    d = ExportDescription::from_json(description_json);
   } catch (const c10::Error& e) {
     throw DataError(path + ": cannot read the exported model: " + e.what_without_backtrace());
   } catch (const json::exception& e) {
@@ -102,9 +104,15 @@ torch::nn::Sequential load_exported(const std::string& path, ExportDescription* 
   json wrapper = {{"model", model_json}};
   const Config config = Config::from_json(wrapper);
   UnitChain built = build_model(config.model, d.input_shape, d.num_classes);
-  UnitChain chain = d.module_units == 1
-                        ? built
-                        : group_units(built, module_sizes(d.module_units, *built));
+  UnitChain chain = built;
+  try {
+    const json& j = description_json;
+    if (!j.contains("module_sizes") && j.value("module_units", 1) != 1)
+      d.module_sizes = module_sizes(j.at("module_units").get<int64_t>(), *built);
+    if (!d.module_sizes.empty()) chain = group_units(built, d.module_sizes);
+  } catch (const std::exception& e) {
+    throw DataError(path + ": the described modules do not fit the model: " + e.what());
+  }
   torch::nn::Sequential head = d.head.classifier
                                    ? chain->classifier()
                                    : make_aux_head(chain->output_shape(d.exit_unit), d.head,

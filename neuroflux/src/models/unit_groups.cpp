@@ -8,6 +8,7 @@ namespace neuroflux {
 
 std::vector<int64_t> module_sizes(int64_t module_units, UnitChainImpl& chain) {
   TORCH_CHECK(module_units >= 0, "module_units must be >= 0 (0 = one module per stage)");
+  if (module_units == 1) return std::vector<int64_t>(static_cast<size_t>(chain.size()), 1);
   const int64_t n = chain.size();
   std::vector<int64_t> sizes;
   if (module_units > 0) {
@@ -40,8 +41,10 @@ UnitChain group_units(UnitChain chain, const std::vector<int64_t>& sizes) {
   }
   TORCH_CHECK(next == chain->size(), "group_units: the modules cover ", next, " units of ",
               chain->size());
-  return UnitChain(std::move(modules), chain->classifier(), chain->input_shape(),
-                   chain->num_classes(), chain->name());
+  UnitChain grouped(std::move(modules), chain->classifier(), chain->input_shape(),
+                    chain->num_classes(), chain->name());
+  grouped->set_module_sizes(sizes);
+  return grouped;
 }
 
 int64_t effective_module_units(const Config& config) {
@@ -49,9 +52,22 @@ int64_t effective_module_units(const Config& config) {
 }
 
 UnitChain apply_module_units(UnitChain chain, const Config& config) {
-  const int64_t module_units = effective_module_units(config);
+  int64_t module_units = effective_module_units(config);
+  if (module_units == kAutoModules) {
+    if (config.method == "neuroflux") return chain;
+    module_units = kStageModules;
+  }
   if (module_units == 1) return chain;
   return group_units(chain, module_sizes(module_units, *chain));
+}
+
+std::vector<int64_t> split_module(std::vector<int64_t> sizes, size_t index) {
+  TORCH_CHECK(index < sizes.size() && sizes[index] > 1, "split_module: module ", index,
+              " has no two units to split");
+  const int64_t second = sizes[index] / 2;
+  sizes[index] -= second;
+  sizes.insert(sizes.begin() + static_cast<std::ptrdiff_t>(index) + 1, second);
+  return sizes;
 }
 
 }  // namespace neuroflux

@@ -26,6 +26,7 @@ json Plan::to_json() const {
   return {{"budget_bytes", budget_bytes ? json(*budget_bytes) : json(nullptr)},
           {"smallest_feasible_budget", smallest_feasible_budget},
           {"predicted_seconds", predicted_seconds},
+          {"module_sizes", module_sizes},
           {"heads", heads_json},
           {"blocks", blocks_json}};
 }
@@ -35,6 +36,7 @@ Plan Plan::from_json(const json& j) {
   if (!j.at("budget_bytes").is_null()) p.budget_bytes = j.at("budget_bytes").get<int64_t>();
   p.smallest_feasible_budget = j.at("smallest_feasible_budget");
   p.predicted_seconds = j.at("predicted_seconds");
+  p.module_sizes = j.value("module_sizes", std::vector<int64_t>{});
   for (const auto& h : j.at("heads")) p.heads.push_back(AuxHeadSpec::from_json(h));
   for (const auto& b : j.at("blocks")) {
     PlannedBlock block;
@@ -69,6 +71,11 @@ std::string Plan::table() const {
                   static_cast<long long>(b.cache_batch_size),
                   format_size(b.predicted_peak_bytes).c_str(), b.predicted_seconds, modes.c_str());
     out += line;
+  }
+  if (!module_sizes.empty()) {
+    out += "modules (built units each):";
+    for (int64_t size : module_sizes) out += " " + std::to_string(size);
+    out += "\n";
   }
   out += "heads (unit: pool, width):";
   for (size_t i = 0; i < heads.size(); ++i)

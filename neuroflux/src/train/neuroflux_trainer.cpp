@@ -8,6 +8,8 @@
 #include "neuroflux/exit/exit_selector.h"
 #include "neuroflux/exit/exported_model.h"
 #include "neuroflux/memory/device_residency.h"
+#include "neuroflux/models/unit_groups.h"
+#include "neuroflux/plan/module_choice.h"
 #include "neuroflux/plan/planner.h"
 #include "neuroflux/profile/profiler.h"
 #include "neuroflux/train/evaluate.h"
@@ -70,14 +72,32 @@ std::pair<Profile, Plan> NeuroFluxTrainer::make_plan(UnitChain chain,
   chain->to(setup_.device);
   Profiler profiler(profiler_options(config), setup_.device);
   Stopwatch watch;
-  const std::vector<AuxHeadSpec> heads = choose_head_specs(config, chain, profiler);
-  LocalModel model(chain, heads, local_loss_spec(config));
-  model->to(setup_.device);
-  Profile profile = profiler.profile(model);
+  auto profile_of = [&](UnitChain units) {
+    const std::vector<AuxHeadSpec> heads = choose_head_specs(config, units, profiler);
+    LocalModel model(units, heads, local_loss_spec(config));
+    model->to(setup_.device);
+    return profiler.profile(model);
+  };
+  const PlannerInputs inputs =
+      planner_inputs(config, data.train.size(), data.val.size(), data.test.size());
+  const bool auto_modules =
+      config.neuroflux.module_units == kAutoModules && chain->module_sizes().empty();
+  Profile profile{};
+  std::vector<int64_t> sizes;
+  if (auto_modules) {
+    const ModuleChoice choice =
+        choose_modules(module_sizes(kStageModules, *chain), inputs,
+                       [&](const std::vector<int64_t>& s) { return profile_of(group_units(chain, s)); });
+    profile = choice.profile;
+    sizes = choice.sizes;
+    log_line("modules chosen after " + std::to_string(choice.rounds) + " profile(s)");
+  } else {
+    profile = profile_of(chain);
+  }
   profile.seconds = watch.seconds();
-  const Planner planner(profile, planner_inputs(config, data.train.size(), data.val.size(),
-                                                data.test.size()));
-  return {profile, planner.plan()};
+  Plan plan = Planner(profile, inputs).plan();
+  plan.module_sizes = sizes;
+  return {profile, plan};
 }
 
 std::pair<Plan, double> NeuroFluxTrainer::choose_plan(UnitChain chain,
@@ -113,6 +133,9 @@ Report NeuroFluxTrainer::fit(UnitChain chain, const data::DataSplits& data,
   auto [plan, profile_seconds] =
       checkpoint.resuming() ? std::pair{checkpoint.plan(), checkpoint.profile_seconds()}
                             : choose_plan(chain, local, std::move(given_plan));
+  // "auto" modules: the plan says how the built units group.
+  if (!plan.module_sizes.empty() && chain->module_sizes().empty())
+    chain = group_units(chain, plan.module_sizes);
   check_plan_covers(plan, chain->size());
   LocalModel model(chain, plan.heads, local_loss_spec(config));
   model->to(device);

@@ -4,6 +4,7 @@
 
 #include "neuroflux/exit/exported_model.h"
 #include "neuroflux/memory/memory_meter.h"
+#include "neuroflux/models/unit_groups.h"
 #include "neuroflux/train/backprop_trainer.h"
 #include "neuroflux/train/local_trainer.h"
 #include "neuroflux/train/neuroflux_trainer.h"
@@ -30,6 +31,9 @@ Config TrainerOptions::to_config() const {
   c.data.name = "user";
   c.model.name = "user";
   c.neuroflux.exit_tolerance = exit_tolerance_;
+  c.neuroflux.aux = aux_;
+  c.neuroflux.module_units = module_units_;
+  c.neuroflux.local_loss = local_loss_;
   c.output.dir = out_dir_;
   return c;
 }
@@ -44,6 +48,9 @@ FitResult Trainer::fit(UnitChain chain, const data::ImageDataset& train,
               "TrainerOptions::method: expected neuroflux, local or backprop, got ",
               options_.method());
   const Config config = options_.to_config();
+  // The checks a JSON config gets, so a bad option names its key (/neuroflux/aux, ...).
+  Config::from_json(nlohmann::json{{"neuroflux", config.to_json().at("neuroflux")}});
+  chain = apply_module_units(chain, config);
   configure_threads(config.threads);
   MemoryMeter::of(parse_device(config.device));
   torch::manual_seed(static_cast<uint64_t>(config.seed));

@@ -74,7 +74,7 @@ struct NeuroFluxConfig {
   std::string aux = "adaptive";        ///< adaptive|fixed|deep (local/aux_head.h)
   int64_t aux_width = 64;              ///< fixed heads' width (and local learning's)
   /// Units per gradient-isolated module (models/unit_groups.h); 0 = "stage": one module per
-  /// resolution stage.
+  /// resolution stage; -1 = "auto": NeuroFlux's planner chooses (local learning: "stage").
   int64_t module_units = 1;
   /// What each unit learns from (local/local_loss.h): ce | ce+sim | ce+recon | ce+sim+recon,
   /// the terms weighted at the first unit by sim_weight and recon_weight and faded with depth.

@@ -21,9 +21,9 @@ struct ExportDescription {
   nlohmann::json model_config;      ///< Config::to_json()["model"]
   std::vector<int64_t> input_shape; ///< per sample (C, H, W)
   int64_t num_classes = 0;
-  /// Units per module the network was trained with (models/unit_groups.h; 0 = per stage): the
-  /// exported units are modules of the built model's units.
-  int64_t module_units = 1;
+  /// Built units per exported unit (models/unit_groups.h); empty when each is one built unit.
+  /// Files written before it existed carry `module_units` instead (0 = per stage).
+  std::vector<int64_t> module_sizes;
 
   nlohmann::json to_json() const;
   static ExportDescription from_json(const nlohmann::json& json);

@@ -41,6 +41,10 @@ class UnitChainImpl : public torch::nn::Module {
   const std::vector<int64_t>& output_shape(int64_t i) const;
   int64_t num_classes() const { return num_classes_; }
   const std::string& name() const { return name_; }
+  /// How many of the built model's units each unit of this chain runs (models/unit_groups.h);
+  /// empty when each unit is one built unit. The export records it to rebuild the grouping.
+  const std::vector<int64_t>& module_sizes() const { return module_sizes_; }
+  void set_module_sizes(std::vector<int64_t> sizes) { module_sizes_ = std::move(sizes); }
 
   /// Parameters of units [first, last) (and the classifier when `with_classifier`).
   std::vector<at::Tensor> unit_parameters(int64_t first, int64_t last,
@@ -54,6 +58,7 @@ class UnitChainImpl : public torch::nn::Module {
   std::vector<std::vector<int64_t>> output_shapes_;
   int64_t num_classes_;
   std::string name_;
+  std::vector<int64_t> module_sizes_;
   std::optional<rowcentric::RowCentricOptions> row_centric_;
   std::vector<bool> row_stack_;  ///< per unit: may join a row-centric run
 };

@@ -14,13 +14,18 @@
 
 namespace neuroflux {
 
+/// neuroflux.module_units's words: "stage" and "auto" (NeuroFlux's planner chooses the modules,
+/// starting from the stages: train/neuroflux_trainer.h).
+constexpr int64_t kStageModules = 0;
+constexpr int64_t kAutoModules = -1;
+
 /// How many units each module takes: `module_units` at a time (the last module may be shorter),
 /// or (0, "stage") one module per resolution stage: each maximal run of consecutive units whose
 /// outputs have the same height and width.
 std::vector<int64_t> module_sizes(int64_t module_units, UnitChainImpl& chain);
 
 /// A chain whose unit i runs units [s_i, s_i + sizes[i]) of `chain` in order. The modules are
-/// shared with `chain`, not copied; the classifier too.
+/// shared with `chain`, not copied; the classifier too. The result records `sizes`.
 UnitChain group_units(UnitChain chain, const std::vector<int64_t>& sizes);
 
 /// neuroflux.module_units as a run of `config` applies it: local learning and NeuroFlux group
@@ -28,7 +33,11 @@ UnitChain group_units(UnitChain chain, const std::vector<int64_t>& sizes);
 /// and it keeps one module per unit.
 int64_t effective_module_units(const Config& config);
 
-/// `chain` grouped as `config` says (unchanged with one unit per module).
+/// `chain` grouped as `config` says (unchanged with one unit per module). "auto" leaves a
+/// NeuroFlux run's chain ungrouped for its planner to group, and groups by stage otherwise.
 UnitChain apply_module_units(UnitChain chain, const Config& config);
+
+/// Splits module `index` of `sizes` into two halves (the first takes the odd unit).
+std::vector<int64_t> split_module(std::vector<int64_t> sizes, size_t index);
 
 }  // namespace neuroflux

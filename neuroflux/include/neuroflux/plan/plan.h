@@ -28,6 +28,9 @@ struct PlannedBlock {
 
 struct Plan {
   std::optional<int64_t> budget_bytes;
+  /// neuroflux.module_units = "auto": built units per module, as the planner chose them
+  /// (plan/module_choice.h); the plan's units are these modules. Empty otherwise.
+  std::vector<int64_t> module_sizes;
   std::vector<AuxHeadSpec> heads;         ///< one per unit
   std::vector<PlannedBlock> blocks;
   int64_t smallest_feasible_budget = 0;   ///< every unit its own block at batch 2
