@@ -156,21 +156,24 @@ json Config::read_json_file(const std::string& path) {
   if (!in) throw ConfigError(path + ": cannot open the config file");
   std::stringstream text;
   text << in.rdbuf();
+  return parse_json_text(text.str(), path);
+}
+
+json Config::parse_json_text(const std::string& text, const std::string& source) {
   try {
-    return json::parse(text.str());
+    return json::parse(text);
   } catch (const json::parse_error& e) {
     // e.byte is the 1-based offset of the error; turn it into line:column for people.
-    const std::string s = text.str();
     size_t line = 1, column = 1;
-    for (size_t i = 0; i + 1 < e.byte && i < s.size(); ++i) {
-      if (s[i] == '\n') {
+    for (size_t i = 0; i + 1 < e.byte && i < text.size(); ++i) {
+      if (text[i] == '\n') {
         ++line;
         column = 1;
       } else {
         ++column;
       }
     }
-    throw ConfigError(path + ":" + std::to_string(line) + ":" + std::to_string(column) +
+    throw ConfigError(source + ":" + std::to_string(line) + ":" + std::to_string(column) +
                       ": not valid JSON (" + e.what() + ")");
   }
 }
