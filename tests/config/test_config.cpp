@@ -98,6 +98,21 @@ TEST_CASE("--set overrides reach nested keys and parse JSON values", "[config][u
   CHECK_THROWS_AS(Config::apply_overrides(j, {"no-equals-sign"}), ConfigError);
 }
 
+TEST_CASE("--set values that are not UTF-8 are refused with the JSON path", "[config][unit]") {
+  // Found by tests/fuzz/fuzz_config.cpp: a value that is no JSON stays a raw string, and the
+  // message (or config.json) dumping it threw nlohmann's type_error: exit 1, not 2.
+  const std::string bad = "\xc2" "e";  // a lead byte without its continuation
+  json j = json::object();
+  Config::apply_overrides(j, {"seed=" + bad});
+  CHECK(error_of(j).rfind("/seed: expected a non-negative integer, got \"\xef\xbf\xbd", 0) == 0);
+  j = json::object();
+  Config::apply_overrides(j, {"data.root=" + bad});
+  CHECK(error_of(j).rfind("/data/root: expected UTF-8 text", 0) == 0);
+  j = json::object();
+  Config::apply_overrides(j, {"model.name=" + bad});
+  CHECK(error_of(j).rfind("/model/name: expected UTF-8 text", 0) == 0);
+}
+
 TEST_CASE("a config file with a syntax error names the file and line", "[config][unit]") {
   const std::string path = "/tmp/neuroflux-bad-config.json";
   {

@@ -14,7 +14,9 @@ const nlohmann::json& empty_object() {
 }  // namespace
 
 std::string describe(const nlohmann::json& value) {
-  std::string text = value.dump();
+  // A --set value that is no JSON is kept as a raw string, which need not be UTF-8: shown with
+  // U+FFFD for bad bytes rather than making dump() throw.
+  std::string text = value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   if (text.size() > 60) text = text.substr(0, 57) + "...";
   return text;
 }
@@ -52,6 +54,11 @@ void JsonReader::string(const std::string& key, std::string& out) {
   const nlohmann::json* v = find(key);
   if (v == nullptr) return;
   if (!v->is_string()) fail(key, "expected a string, got " + describe(*v));
+  try {
+    (void)v->dump();  // the config is written back as JSON (config.json, reports)
+  } catch (const nlohmann::json::type_error&) {
+    fail(key, "expected UTF-8 text, got " + describe(*v));
+  }
   out = v->get<std::string>();
 }
 
