@@ -113,6 +113,18 @@ TEST_CASE("--set values that are not UTF-8 are refused with the JSON path", "[co
   CHECK(error_of(j).rfind("/model/name: expected UTF-8 text", 0) == 0);
 }
 
+TEST_CASE("the device is cpu, cuda or cuda:N", "[config][unit]") {
+  // Found by tests/fuzz/fuzz_config.cpp: any string starting with "cuda" was accepted.
+  for (const char* ok : {"cpu", "cuda", "cuda:0", "cuda:12"}) {
+    INFO(ok);
+    CHECK(error_of({{"device", ok}}).empty());
+  }
+  for (const char* bad : {"cudax", "cuda:", "cuda:r", "cuda:-1", "cuda:1:2", "gpu"}) {
+    INFO(bad);
+    CHECK(error_of({{"device", bad}}).rfind("/device: expected \"cpu\", \"cuda\" or \"cuda:N\"", 0) == 0);
+  }
+}
+
 TEST_CASE("a config file with a syntax error names the file and line", "[config][unit]") {
   const std::string path = "/tmp/neuroflux-bad-config.json";
   {

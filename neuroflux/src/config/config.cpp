@@ -20,6 +20,14 @@ const std::vector<std::string> kModels = {"vgg11",    "vgg16",    "vgg19",      
 const std::vector<std::string> kDataSets = {"fashion-mnist", "mnist", "cifar10", "cifar100",
                                             "synthetic"};
 
+// "cpu", "cuda" or "cuda:N": anything else ("cudax", "cuda:r") would pass here and fail later as
+// LibTorch's own error about the device string.
+bool is_device_name(const std::string& d) {
+  if (d == "cpu" || d == "cuda") return true;
+  return d.size() > 5 && d.size() <= 8 && d.compare(0, 5, "cuda:") == 0 &&
+         d.find_first_not_of("0123456789", 5) == std::string::npos;
+}
+
 void read_model(JsonReader r, ModelConfig& m) {
   r.choice("name", m.name, kModels);
   r.number("width", m.width, 0.0, 64.0, /*min_open=*/true);
@@ -102,7 +110,7 @@ Config Config::from_json(const json& value) {
   JsonReader r(value, "");
   r.choice("method", c.method, {"backprop", "local", "neuroflux"});
   r.string("device", c.device);
-  if (c.device != "cpu" && c.device.rfind("cuda", 0) != 0)
+  if (!is_device_name(c.device))
     r.fail("device", "expected \"cpu\", \"cuda\" or \"cuda:N\", got \"" + c.device + "\"");
   r.integer("seed", c.seed, 0);
   r.integer_or_word("threads", c.threads, "auto", 0);
