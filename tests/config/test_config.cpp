@@ -125,6 +125,20 @@ TEST_CASE("the device is cpu, cuda or cuda:N", "[config][unit]") {
   }
 }
 
+TEST_CASE("numbers past double's range are refused, in --set and in files", "[config][unit]") {
+  // Found by tests/fuzz/fuzz_config.cpp: nlohmann throws out_of_range (not parse_error) for 1e400,
+  // which escaped both paths: exit 1 instead of 2.
+  json j = json::object();
+  Config::apply_overrides(j, {"train.lr=1e400"});
+  CHECK(error_of(j).rfind("/train/lr: expected a number", 0) == 0);
+  try {
+    Config::parse_json_text("{\"train\": {\"lr\": 1e400}}", "big.json");
+    FAIL("expected a ConfigError");
+  } catch (const ConfigError& e) {
+    CHECK(std::string(e.what()).rfind("big.json: not valid JSON", 0) == 0);
+  }
+}
+
 TEST_CASE("a config file with a syntax error names the file and line", "[config][unit]") {
   const std::string path = "/tmp/neuroflux-bad-config.json";
   {

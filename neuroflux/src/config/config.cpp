@@ -183,6 +183,9 @@ json Config::parse_json_text(const std::string& text, const std::string& source)
     }
     throw ConfigError(source + ":" + std::to_string(line) + ":" + std::to_string(column) +
                       ": not valid JSON (" + e.what() + ")");
+  } catch (const json::out_of_range& e) {
+    // A number past double's range (1e400) is out_of_range, not a parse_error.
+    throw ConfigError(source + ": not valid JSON (" + e.what() + ")");
   }
 }
 
@@ -196,8 +199,10 @@ void Config::apply_overrides(json& value, const std::vector<std::string>& overri
     json parsed;
     try {
       parsed = json::parse(text);
-    } catch (const json::parse_error&) {
-      parsed = text;  // bare words are strings: --set model.name=vgg16
+    } catch (const json::exception&) {
+      // Bare words are strings: --set model.name=vgg16. So is what JSON cannot hold (1e400, an
+      // out_of_range rather than a parse_error): the key's own check then refuses it.
+      parsed = text;
     }
     json* node = &value;
     std::string pointer;
