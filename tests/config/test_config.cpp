@@ -139,6 +139,15 @@ TEST_CASE("numbers past double's range are refused, in --set and in files", "[co
   }
 }
 
+TEST_CASE("integers written as floats past int64's range are refused", "[config][unit]") {
+  // Found by tests/fuzz/fuzz_config.cpp under UBSan: the check cast the double to int64 first,
+  // which is undefined past int64's range (on x86 it happened to be refused anyway).
+  CHECK(error_of({{"seed", 1e126}}).rfind("/seed: expected a non-negative integer, got", 0) == 0);
+  CHECK(error_of({{"train", {{"epochs", -1e19}}}}).rfind("/train/epochs: expected a positive", 0) == 0);
+  CHECK(error_of({{"train", {{"epochs", 3.0}}}}).empty());
+  CHECK(error_of({{"train", {{"epochs", 2.5}}}}).rfind("/train/epochs:", 0) == 0);
+}
+
 TEST_CASE("a config file with a syntax error names the file and line", "[config][unit]") {
   const std::string path = "/tmp/neuroflux-bad-config.json";
   {

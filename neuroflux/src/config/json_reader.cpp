@@ -1,5 +1,7 @@
 #include "config/json_reader.h"
 
+#include <cmath>
+
 #include "neuroflux/util/errors.h"
 #include "neuroflux/util/size_format.h"
 
@@ -91,8 +93,10 @@ void JsonReader::integer(const std::string& key, int64_t& out, int64_t min) {
                                           : "an integer >= " + std::to_string(min);
   bool integral = v->is_number_integer();
   if (v->is_number_float()) {
+    // Whole numbers written as floats (3.0, 1e3) count. The range check must come first: casting
+    // a double past int64's range (1e126) is undefined behaviour.
     const double d = v->get<double>();
-    integral = d == static_cast<double>(static_cast<int64_t>(d));
+    integral = std::fabs(d) < 9.2e18 && d == std::trunc(d);
   }
   if (!integral) fail(key, "expected " + expected + ", got " + describe(*v));
   const auto value = v->is_number_float() ? static_cast<int64_t>(v->get<double>())
