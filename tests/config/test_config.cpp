@@ -25,6 +25,9 @@ TEST_CASE("sizes parse the way people write them", "[config][unit]") {
   CHECK_THROWS_AS(neuroflux::parse_size("12 parsecs"), std::invalid_argument);
   CHECK_THROWS_AS(neuroflux::parse_size("-5MiB"), std::invalid_argument);
   CHECK_THROWS_AS(neuroflux::parse_size("lots"), std::invalid_argument);
+  // Below one byte once rounded: refused, not a size of 0 (which config.json could not hold).
+  CHECK_THROWS_AS(neuroflux::parse_size("0.4"), std::invalid_argument);
+  CHECK(*neuroflux::parse_size("0.5") == 1);
   CHECK(neuroflux::format_size(64LL << 20) == "64.0 MiB");
 }
 
