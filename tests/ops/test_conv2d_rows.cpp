@@ -103,3 +103,24 @@ TEST_CASE("conv2d_rows is registered with the dispatcher and refuses bad bands",
   CHECK_THROWS_WITH(ops::conv2d_rows(x, w, at::Tensor(), {1, 1}, {1, 1}, {1, 1}, 1, 2, 10, 0, 1),
                     Contains("must lie inside the map"));
 }
+
+TEST_CASE("conv2d_rows refuses arguments whose row arithmetic would overflow", "[ops][unit]") {
+  // Found by tests/fuzz/fuzz_conv2d_rows_args.cpp under UBSan: padding, stride, dilation, kernel
+  // and row numbers went unbounded into rows::output_size (signed overflow, undefined), and
+  // weight.size(1) * groups could overflow too.
+  const at::Tensor x = torch::randn({1, 2, 10, 5});
+  const at::Tensor w = torch::randn({2, 2, 3, 3});
+  const int64_t huge = int64_t{1} << 62;
+  CHECK_THROWS_WITH(ops::conv2d_rows(x, w, at::Tensor(), {1, 1}, {huge, 1}, {1, 1}, 1, 0, 10, 0, 1),
+                    Contains("must be below 2^31"));
+  CHECK_THROWS_WITH(ops::conv2d_rows(x, w, at::Tensor(), {1, 1}, {1, 1}, {huge, 1}, 1, 0, 10, 0, 1),
+                    Contains("must be below 2^31"));
+  CHECK_THROWS_WITH(ops::conv2d_rows(x, w, at::Tensor(), {1, 1}, {1, 1}, {1, 1}, 1, 0, huge, 0, 1),
+                    Contains("must be below 2^31"));
+  // No channels, and 4 x 2^62 wraps to 0: the product said "agree".
+  const at::Tensor no_channels = torch::randn({1, 0, 10, 5});
+  const at::Tensor w_empty = torch::randn({0, 4, 3, 3});
+  CHECK_THROWS_WITH(ops::conv2d_rows(no_channels, w_empty, at::Tensor(), {1, 1}, {1, 1}, {1, 1},
+                                     huge, 0, 10, 0, 1),
+                    Contains("and groups 4611686018427387904 disagree"));
+}
