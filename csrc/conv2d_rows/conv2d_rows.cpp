@@ -145,5 +145,16 @@ int64_t check_conv2d_rows_args(const char* op, const at::Tensor& input, const at
   return out_w;
 }
 
+void check_conv2d_rows_grad(const at::Tensor& grad_output, const at::Tensor& input,
+                            at::IntArrayRef expected) {
+  TORCH_CHECK(grad_output.defined(), "_conv2d_rows_backward: grad_output is undefined");
+  TORCH_CHECK(grad_output.scalar_type() == input.scalar_type() &&
+                  grad_output.device() == input.device(),
+              "_conv2d_rows_backward: grad_output is ", grad_output.scalar_type(), " on ",
+              grad_output.device(), " but input is ", input.scalar_type(), " on ", input.device());
+  TORCH_CHECK(grad_output.sizes() == expected, "_conv2d_rows_backward: grad_output has sizes ",
+              grad_output.sizes(), ", expected ", expected);
+}
+
 }  // namespace detail
 }  // namespace neuroflux::ops

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "csrc/conv2d_rows/conv2d_rows_logic.h"
+#include "csrc/conv2d_rows/conv2d_rows.h"
 #include "neuroflux/ops/conv2d_rows.h"
 #include "ops/conv2d_rows_test_util.h"
 
@@ -123,4 +124,21 @@ TEST_CASE("conv2d_rows refuses arguments whose row arithmetic would overflow", "
   CHECK_THROWS_WITH(ops::conv2d_rows(no_channels, w_empty, at::Tensor(), {1, 1}, {1, 1}, {1, 1},
                                      huge, 0, 10, 0, 1),
                     Contains("and groups 4611686018427387904 disagree"));
+}
+
+TEST_CASE("conv2d_rows' backward refuses a grad_output of another dtype or device",
+          "[ops][unit]") {
+  // Found by tests/fuzz/fuzz_conv2d_rows_args.cpp: only grad_output's sizes were checked, so a
+  // uint8 gradient reached ATen (its own error; on CUDA a kernel would read it as float).
+  const at::Tensor x = torch::randn({1, 2, 10, 5});
+  const at::Tensor w = torch::randn({2, 2, 3, 3});
+  const auto backward = [&](const at::Tensor& grad) {
+    return ops::_conv2d_rows_backward(grad, x, w, {1, 1}, {1, 1}, {1, 1}, 1, 0, 10, 0, 10,
+                                      {true, true, true});
+  };
+  CHECK_THROWS_WITH(backward(torch::ones({1, 2, 10, 5}, torch::kByte)),
+                    Contains("_conv2d_rows_backward: grad_output is Byte on cpu but input is "
+                             "Float on cpu"));
+  CHECK_THROWS_WITH(backward(torch::ones({1, 2, 9, 5})), Contains("expected [1, 2, 10, 5]"));
+  CHECK(std::get<0>(backward(torch::ones({1, 2, 10, 5}))).sizes() == x.sizes());
 }
