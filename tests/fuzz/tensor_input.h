@@ -3,8 +3,8 @@
 // tensors of any dtype, rank and layout. Reading past the end gives zeros.
 //
 // A tensor is: dtype byte (index into kTensorDtypes), rank byte (0-4), one size byte per dim, a
-// layout byte (bit 0: a strided view instead of a contiguous tensor, bit 1: a size byte of 0xff
-// is read as 2^40, so a tensor with a zero dim can have huge other dims without memory), then
+// layout byte (bit 0: a strided view instead of a contiguous tensor, bit 1: the first size byte of
+// 0xff is read as 2^40, so a tensor with a zero dim can have a huge other dim without memory), then
 // its element bytes. Elements are raw bits (NaN, -0.0 and subnormals included) or, for ops whose
 // result is compared against ATen's in floating point, small values (int8 / 16).
 #pragma once
@@ -58,9 +58,13 @@ class TensorInput {
     for (int d = 0; d < rank; ++d) size_bytes.push_back(byte());
     const uint8_t layout = byte();
     std::vector<int64_t> sizes;
-    bool has_zero = false;
+    bool has_zero = false, has_huge = false;
     for (uint8_t b : size_bytes) {
-      sizes.push_back((layout & 2) != 0 && b == 0xff ? (int64_t{1} << 40) : b % 17);
+      // One huge dim at most: ATen refuses sizes whose running product overflows, even when a
+      // zero comes later, and this builds the harness's own arguments, which must exist.
+      const bool huge = (layout & 2) != 0 && b == 0xff && !has_huge;
+      sizes.push_back(huge ? (int64_t{1} << 40) : b % 17);
+      has_huge = has_huge || huge;
       has_zero = has_zero || sizes.back() == 0;
     }
     int64_t numel = 1;
