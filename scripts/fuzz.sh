@@ -34,7 +34,7 @@ while [ $# -gt 0 ]; do
     --keep-going) keep_going=1 ;;
     --runs) runs=$2; shift ;;
     [0-9]*) seconds=$1 ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) awk 'NR > 1 && !/^#/ {exit} NR > 1 {sub(/^# ?/, ""); print}' "$0"; exit 0 ;;
     *) harnesses+=("$1") ;;
   esac
   shift
@@ -86,8 +86,13 @@ scratch=$(mktemp -d "$scratch_base/neuroflux-fuzz.XXXXXX")
 trap 'rm -rf "$scratch"' EXIT
 export NEUROFLUX_FUZZ_SCRATCH=$scratch
 export OMP_NUM_THREADS=1
-# Every finding is fatal; leaks inside LibTorch's one-time initialisation are not ours.
-export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=0}
+# Every finding is fatal, leaks included (libFuzzer checks them per input), except in checkpoint:
+# LibTorch's archive reader leaks its zip state when a corrupt archive makes it throw
+# (LeakSanitizer: about 1.5 KB per such input, allocated inside libtorch_cpu), which is not ours
+# to fix and would end every run.
+asan_options() {
+  echo "${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=$([ "$1" = checkpoint ] && echo 0 || echo 1)}"
+}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 status=0
@@ -103,7 +108,8 @@ for h in "${harnesses[@]}"; do
     if [ ${#files[@]} -eq 0 ]; then
       echo "no seeds in $seeds" >"$log"
       result="FAILED (no seeds)" status=1
-    elif "$build/fuzz_$h" -timeout=30 -artifact_prefix="$crashes/" "${files[@]}" >"$log" 2>&1; then
+    elif ASAN_OPTIONS=$(asan_options "$h") "$build/fuzz_$h" -timeout=30 \
+        -artifact_prefix="$crashes/" "${files[@]}" >"$log" 2>&1; then
       result=ok
     else
       result=FAILED status=1
@@ -119,9 +125,9 @@ for h in "${harnesses[@]}"; do
   fork=()
   [ "$keep_going" = 0 ] || fork=(-fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1)
   start=$(date +%s)
-  if "$build/fuzz_$h" "${fork[@]}" -max_total_time="$seconds" -runs="$runs" -timeout=30 \
-      -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix="$crashes/" "$work" "$seeds" \
-      >"$log" 2>&1 && [ -z "$(ls "$crashes")" ]; then
+  if ASAN_OPTIONS=$(asan_options "$h") "$build/fuzz_$h" "${fork[@]}" -max_total_time="$seconds" \
+      -runs="$runs" -timeout=30 -rss_limit_mb=4096 -print_final_stats=1 \
+      -artifact_prefix="$crashes/" "$work" "$seeds" >"$log" 2>&1 && [ -z "$(ls "$crashes")" ]; then
     result=ok
   else
     result=CRASHED status=1
