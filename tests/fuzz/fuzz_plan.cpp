@@ -3,8 +3,7 @@
 // Plan::from_json into a ConfigError naming the file, so those are the intended errors here too.
 // Promise for a plan that loads: it reads back as itself, prints, and is one the trainer can
 // follow: blocks that cover units 0 .. heads - 1 in order, positive batch sizes and epochs, a
-// positive finite rate, known unit modes (one per unit when given), heads that can be built and
-// the classifier last.
+// positive finite rate, known unit modes, heads that can be built and the classifier last.
 #include <nlohmann/json.hpp>
 
 #include <cmath>
@@ -25,9 +24,6 @@ bool followable(const neuroflux::Plan& plan) {
     if (b.first_unit != next || b.last_unit < b.first_unit) return false;
     if (b.batch_size < 1 || b.epochs < 1 || b.cache_batch_size < 1) return false;
     if (!std::isfinite(b.lr) || b.lr <= 0) return false;
-    if (!b.unit_modes.empty() &&
-        static_cast<int64_t>(b.unit_modes.size()) != b.last_unit - b.first_unit + 1)
-      return false;
     for (const auto& m : b.unit_modes)
       if (m != "plain" && m != "recompute" && m != "row_centric") return false;
     next = b.last_unit + 1;

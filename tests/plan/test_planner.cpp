@@ -199,7 +199,12 @@ TEST_CASE("a plan read back is one the trainer can follow, or a json error", "[p
         j["blocks"].back()["unit_modes"] = nlohmann::json::array();
       },
       "the blocks cover 100 units");
-  refused([](auto& j) { j["blocks"][0]["unit_modes"] = {"sideways"}; }, "unit mode");
+  refused([](auto& j) { j["blocks"][0]["unit_modes"] = {"sideways"}; }, "unknown unit mode");
+  // Fewer or more modes than units are accepted: the block trainer runs missing ones plain and
+  // ignores extras.
+  nlohmann::json extra_modes = good;
+  extra_modes["blocks"][0]["unit_modes"] = {"plain", "recompute", "plain", "plain", "plain"};
+  CHECK_NOTHROW(Plan::from_json(extra_modes));
   refused([](auto& j) { j["blocks"] = nlohmann::json::array(); }, "the blocks cover 0 units");
   CHECK(Plan::from_json(good).to_json() == good);
 }
