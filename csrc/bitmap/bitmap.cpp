@@ -115,10 +115,16 @@ int64_t check_unpack_args(const at::Tensor& mask, const at::Tensor& values, at::
               "-D with sizes ", values.sizes());
   TORCH_CHECK(mask.device() == values.device(), "bitmap_unpack: mask is on ", mask.device(),
               " but values is on ", values.device());
+  // Sizes come from the caller, not from a tensor: their product may overflow (undefined for
+  // int64), and mask_words adds 31 to it. Multiplied in order, as ATen does before it allocates:
+  // sizes it refuses ([2^40, 2^40, 0]) are refused here, ones it makes ([0, 2^40, 2^40]) are not.
+  // No real tensor comes near 2^62 elements.
+  constexpr int64_t kMaxElements = int64_t{1} << 62;
   int64_t numel = 1;
   for (const int64_t s : sizes) {
     TORCH_CHECK(s >= 0, "bitmap_unpack: sizes ", sizes, " has a negative dimension");
-    numel *= s;
+    TORCH_CHECK(!__builtin_mul_overflow(numel, s, &numel) && numel <= kMaxElements,
+                "bitmap_unpack: sizes ", sizes, " are too large (over 2^62 elements)");
   }
   const int64_t words = bitmap::mask_words(numel);
   TORCH_CHECK(mask.numel() == words, "bitmap_unpack: sizes ", sizes, " hold ", numel,

@@ -108,8 +108,20 @@ int64_t check_conv2d_rows_args(const char* op, const at::Tensor& input, const at
                 ": stride and dilation must be >= 1 and padding >= 0, got stride ", stride,
                 ", padding ", padding, ", dilation ", dilation);
   }
-  TORCH_CHECK(groups >= 1 && input.size(1) == weight.size(1) * groups &&
-                  weight.size(0) % groups == 0,
+  // Every row quantity is bounded before the row arithmetic below (rows::output_size and
+  // rows::input_rows multiply and add them): no map, kernel or stride comes near 2^31, and below
+  // it nothing here overflows int64. Negative ones are refused by the checks that follow.
+  constexpr int64_t kMaxRows = int64_t{1} << 31;
+  for (const int64_t v : {stride[0], stride[1], padding[0], padding[1], dilation[0], dilation[1],
+                          weight.size(2), weight.size(3), input.size(2), input.size(3),
+                          input_height, input_row0, r0, r1}) {
+    TORCH_CHECK(v < kMaxRows, op, ": sizes, stride, padding, dilation and row numbers must be "
+                "below 2^31, got ", v, " (band ", input.sizes(), ", weight ", weight.sizes(),
+                ", map height ", input_height, ", rows [", r0, ", ", r1, "))");
+  }
+  // Divided, not multiplied: weight.size(1) * groups may overflow.
+  TORCH_CHECK(groups >= 1 && input.size(1) % groups == 0 &&
+                  weight.size(1) == input.size(1) / groups && weight.size(0) % groups == 0,
               op, ": input has ", input.size(1), " channels, weight ", weight.sizes(),
               " and groups ", groups, " disagree");
   TORCH_CHECK(input_height >= 1 && input_row0 >= 0 &&
@@ -131,6 +143,17 @@ int64_t check_conv2d_rows_args(const char* op, const at::Tensor& input, const at
   TORCH_CHECK(out_w >= 1, op, ": the kernel (", weight.size(3), " wide, dilation ", dilation[1],
               ") is wider than the padded input (", input.size(3), " + 2 x ", padding[1], ")");
   return out_w;
+}
+
+void check_conv2d_rows_grad(const at::Tensor& grad_output, const at::Tensor& input,
+                            at::IntArrayRef expected) {
+  TORCH_CHECK(grad_output.defined(), "_conv2d_rows_backward: grad_output is undefined");
+  TORCH_CHECK(grad_output.scalar_type() == input.scalar_type() &&
+                  grad_output.device() == input.device(),
+              "_conv2d_rows_backward: grad_output is ", grad_output.scalar_type(), " on ",
+              grad_output.device(), " but input is ", input.scalar_type(), " on ", input.device());
+  TORCH_CHECK(grad_output.sizes() == expected, "_conv2d_rows_backward: grad_output has sizes ",
+              grad_output.sizes(), ", expected ", expected);
 }
 
 }  // namespace detail

@@ -39,5 +39,11 @@ int64_t check_conv2d_rows_args(const char* op, const at::Tensor& input, const at
                                at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
                                int64_t input_row0, int64_t input_height, int64_t r0, int64_t r1);
 
+/// Checks grad_output of a _conv2d_rows_backward call: input's dtype and device (a kernel reads
+/// it as input's type, and on CUDA a host pointer would be read on the device) and the forward's
+/// output sizes `expected`.
+void check_conv2d_rows_grad(const at::Tensor& grad_output, const at::Tensor& input,
+                            at::IntArrayRef expected);
+
 }  // namespace detail
 }  // namespace neuroflux::ops

@@ -25,6 +25,9 @@ TEST_CASE("sizes parse the way people write them", "[config][unit]") {
   CHECK_THROWS_AS(neuroflux::parse_size("12 parsecs"), std::invalid_argument);
   CHECK_THROWS_AS(neuroflux::parse_size("-5MiB"), std::invalid_argument);
   CHECK_THROWS_AS(neuroflux::parse_size("lots"), std::invalid_argument);
+  // Below one byte once rounded: refused, not a size of 0 (which config.json could not hold).
+  CHECK_THROWS_AS(neuroflux::parse_size("0.4"), std::invalid_argument);
+  CHECK(*neuroflux::parse_size("0.5") == 1);
   CHECK(neuroflux::format_size(64LL << 20) == "64.0 MiB");
 }
 
@@ -114,6 +117,56 @@ TEST_CASE("--set overrides reach nested keys and parse JSON values", "[config][u
   CHECK(*c.memory.budget == 1LL << 30);
   CHECK(c.data.augment);
   CHECK_THROWS_AS(Config::apply_overrides(j, {"no-equals-sign"}), ConfigError);
+}
+
+TEST_CASE("--set values that are not UTF-8 are refused with the JSON path", "[config][unit]") {
+  // Found by tests/fuzz/fuzz_config.cpp: a value that is no JSON stays a raw string, and the
+  // message (or config.json) dumping it threw nlohmann's type_error: exit 1, not 2.
+  const std::string bad = "\xc2" "e";  // a lead byte without its continuation
+  json j = json::object();
+  Config::apply_overrides(j, {"seed=" + bad});
+  CHECK(error_of(j).rfind("/seed: expected a non-negative integer, got \"\xef\xbf\xbd", 0) == 0);
+  j = json::object();
+  Config::apply_overrides(j, {"data.root=" + bad});
+  CHECK(error_of(j).rfind("/data/root: expected UTF-8 text", 0) == 0);
+  j = json::object();
+  Config::apply_overrides(j, {"model.name=" + bad});
+  CHECK(error_of(j).rfind("/model/name: expected UTF-8 text", 0) == 0);
+}
+
+TEST_CASE("the device is cpu, cuda or cuda:N", "[config][unit]") {
+  // Found by tests/fuzz/fuzz_config.cpp: any string starting with "cuda" was accepted.
+  for (const char* ok : {"cpu", "cuda", "cuda:0", "cuda:12"}) {
+    INFO(ok);
+    CHECK(error_of({{"device", ok}}).empty());
+  }
+  for (const char* bad : {"cudax", "cuda:", "cuda:r", "cuda:-1", "cuda:1:2", "gpu"}) {
+    INFO(bad);
+    CHECK(error_of({{"device", bad}}).rfind("/device: expected \"cpu\", \"cuda\" or \"cuda:N\"", 0) == 0);
+  }
+}
+
+TEST_CASE("numbers past double's range are refused, in --set and in files", "[config][unit]") {
+  // Found by tests/fuzz/fuzz_config.cpp: nlohmann throws out_of_range (not parse_error) for 1e400,
+  // which escaped both paths: exit 1 instead of 2.
+  json j = json::object();
+  Config::apply_overrides(j, {"train.lr=1e400"});
+  CHECK(error_of(j).rfind("/train/lr: expected a number", 0) == 0);
+  try {
+    Config::parse_json_text("{\"train\": {\"lr\": 1e400}}", "big.json");
+    FAIL("expected a ConfigError");
+  } catch (const ConfigError& e) {
+    CHECK(std::string(e.what()).rfind("big.json: not valid JSON", 0) == 0);
+  }
+}
+
+TEST_CASE("integers written as floats past int64's range are refused", "[config][unit]") {
+  // Found by tests/fuzz/fuzz_config.cpp under UBSan: the check cast the double to int64 first,
+  // which is undefined past int64's range (on x86 it happened to be refused anyway).
+  CHECK(error_of({{"seed", 1e126}}).rfind("/seed: expected a non-negative integer, got", 0) == 0);
+  CHECK(error_of({{"train", {{"epochs", -1e19}}}}).rfind("/train/epochs: expected a positive", 0) == 0);
+  CHECK(error_of({{"train", {{"epochs", 3.0}}}}).empty());
+  CHECK(error_of({{"train", {{"epochs", 2.5}}}}).rfind("/train/epochs:", 0) == 0);
 }
 
 TEST_CASE("a config file with a syntax error names the file and line", "[config][unit]") {

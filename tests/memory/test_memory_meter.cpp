@@ -23,22 +23,39 @@ TEST_CASE("allocating a tensor moves current and peak by its bytes", "[memory][u
   CHECK(meter.peak() == meter.current());
 }
 
+namespace {
+
+// Whether allocating `floats` float32 elements is refused with the meter's out-of-memory error.
+bool refused(int64_t floats) {
+  try {
+    at::Tensor t = torch::empty({floats}, torch::kFloat);
+  } catch (const std::exception& e) {
+    CHECK(std::string(e.what()).find("memory.budget") != std::string::npos);
+    return neuroflux::is_out_of_memory(e);
+  }
+  return false;
+}
+
+}  // namespace
+
 TEST_CASE("the limit refuses an allocation past it with an out-of-memory error",
           "[memory][unit]") {
   MemoryMeter& meter = MemoryMeter::cpu();
   const int64_t base = meter.current();
+  // Parenthesised: base + 1 << 20 would be (base + 1) << 20, a limit nothing ever reaches.
+  const int64_t limit_bytes = int64_t{1} << 20;
   {
-    neuroflux::MemoryLimitGuard limit(meter, base + (1 << 20));
-    at::Tensor small = torch::empty({1024}, torch::kFloat);
-    bool refused = false;
-    try {
-      at::Tensor big = torch::empty({4 << 20}, torch::kFloat);
-    } catch (const std::exception& e) {
-      refused = neuroflux::is_out_of_memory(e);
-      CHECK(std::string(e.what()).find("memory.budget") != std::string::npos);
-    }
-    CHECK(refused);
+    neuroflux::MemoryLimitGuard limit(meter, base + limit_bytes);
+    at::Tensor small = torch::empty({1024}, torch::kFloat);  // 4 KiB
+    // Up to the limit exactly is allowed; one float more is not, and is not counted.
+    at::Tensor rest = torch::empty({(limit_bytes - 4096) / 4}, torch::kFloat);
+    CHECK(meter.current() == base + limit_bytes);
+    CHECK(refused(1));
+    CHECK(meter.current() == base + limit_bytes);
+    rest = at::Tensor();
+    CHECK(refused(4 << 20));                // 16 MiB
     CHECK(meter.current() == base + 4096);  // the refused bytes were not counted
+    CHECK_FALSE(refused(1024));             // what fits still fits
   }
   CHECK_FALSE(meter.limit().has_value());   // the guard restored "no limit"
   at::Tensor big = torch::empty({4 << 20}, torch::kFloat);

@@ -1,6 +1,6 @@
 // CUDA kernels of the bitmap operators against the CPU ones, on random inputs of awkward sizes.
-// Without a CUDA device (or with a CPU-only LibTorch) every test here says so with a WARN and
-// passes without checking anything; scripts/gpu-check.sh runs them where a GPU exists.
+// Without a CUDA device (or with a CPU-only LibTorch) every test here skips itself, and the CTest
+// entry "cuda" is reported as skipped; scripts/gpu-check.sh runs them where a GPU exists.
 #include <torch/cuda.h>
 #include <torch/torch.h>
 
@@ -10,6 +10,7 @@
 #include "neuroflux/models/bitmap_layers.h"
 #include "neuroflux/ops/bitmap.h"
 #include "ops/bitmap_test_util.h"
+#include "test_skip.h"
 
 namespace ops = neuroflux::ops;
 namespace nn = torch::nn;
@@ -19,12 +20,6 @@ using neuroflux::test::random_sparse;
 
 namespace {
 
-bool cuda_available_or_warn() {
-  if (torch::cuda::is_available()) return true;
-  WARN("no CUDA device: skipped");
-  return false;
-}
-
 const std::vector<at::ScalarType> kDtypes{at::kFloat, at::kDouble, at::kHalf, at::kBFloat16};
 
 // Around warp (32), tile (2048 elements) and block boundaries, plus a large odd size.
@@ -33,8 +28,8 @@ const std::vector<std::vector<int64_t>> kShapes{{0},    {1},    {31},   {32},   
 
 }  // namespace
 
-TEST_CASE("bitmap pack/unpack on CUDA equal the CPU kernels", "[ops][cuda]") {
-  if (!cuda_available_or_warn()) return;
+TEST_CASE("bitmap pack/unpack on CUDA equal the CPU kernels", "[cuda][unit]") {
+  if (!torch::cuda::is_available()) NEUROFLUX_SKIP("no CUDA device");
   for (const auto dtype : kDtypes) {
     for (const auto& shape : kShapes) {
       for (const double sparsity : {0.0, 0.5, 0.9, 1.0}) {
@@ -55,8 +50,8 @@ TEST_CASE("bitmap pack/unpack on CUDA equal the CPU kernels", "[ops][cuda]") {
   }
 }
 
-TEST_CASE("bitmap unpack on CUDA rejects bad input like the CPU", "[ops][cuda]") {
-  if (!cuda_available_or_warn()) return;
+TEST_CASE("bitmap unpack on CUDA rejects bad input like the CPU", "[cuda][unit]") {
+  if (!torch::cuda::is_available()) NEUROFLUX_SKIP("no CUDA device");
   const at::Tensor x = random_sparse({100}, 0.5, at::kFloat, 42).cuda();
   auto [mask, values] = ops::bitmap_pack(x);
   REQUIRE_THROWS_WITH(ops::bitmap_unpack(mask, values.slice(0, 1), x.sizes()),
@@ -69,8 +64,8 @@ TEST_CASE("bitmap unpack on CUDA rejects bad input like the CPU", "[ops][cuda]")
                       Catch::Matchers::Contains("got Int"));
 }
 
-TEST_CASE("bitmap relu kernels on CUDA equal the CPU kernels", "[ops][cuda]") {
-  if (!cuda_available_or_warn()) return;
+TEST_CASE("bitmap relu kernels on CUDA equal the CPU kernels", "[cuda][unit]") {
+  if (!torch::cuda::is_available()) NEUROFLUX_SKIP("no CUDA device");
   for (const auto dtype : kDtypes) {
     for (const auto& shape : kShapes) {
       INFO("dtype " << dtype << " sizes " << at::IntArrayRef(shape));
@@ -87,8 +82,8 @@ TEST_CASE("bitmap relu kernels on CUDA equal the CPU kernels", "[ops][cuda]") {
   }
 }
 
-TEST_CASE("packed layers on CUDA match the dense CUDA layers", "[ops][cuda]") {
-  if (!cuda_available_or_warn()) return;
+TEST_CASE("packed layers on CUDA match the dense CUDA layers", "[cuda][unit]") {
+  if (!torch::cuda::is_available()) NEUROFLUX_SKIP("no CUDA device");
   torch::manual_seed(45);
   const auto c1 = nn::Conv2dOptions(3, 8, 3).padding(1);
   const auto c2 = nn::Conv2dOptions(8, 4, 3);

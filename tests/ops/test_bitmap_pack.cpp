@@ -134,6 +134,21 @@ TEST_CASE("bitmap pack/unpack reject bad input with clear messages", "[ops][unit
                         Contains("hold 1000 elements, which take 32 mask words, but mask has 4"));
     REQUIRE_THROWS_WITH(ops::bitmap_unpack(mask, values, {10, -10}), Contains("negative"));
   }
+  SECTION("sizes whose product overflows") {
+    // Found by tests/fuzz/fuzz_bitmap_args.cpp: the product was taken in int64 unchecked
+    // (undefined on overflow); 2^32 x 2^32 wrapped to 0 elements, so an empty mask passed and
+    // ATen's own error came out of at::empty.
+    const at::Tensor no_mask = torch::empty({0}, torch::kInt);
+    const at::Tensor no_values = torch::empty({0});
+    const int64_t big = int64_t{1} << 32;
+    REQUIRE_THROWS_WITH(ops::bitmap_unpack(no_mask, no_values, {big, big}),
+                        Contains("bitmap_unpack: sizes [4294967296, 4294967296] are too large"));
+    REQUIRE_THROWS_WITH(ops::bitmap_unpack(no_mask, no_values, {big, big, 0}),
+                        Contains("are too large"));
+    // A zero first keeps the product at 0, as ATen has it: an empty tensor of those sizes.
+    CHECK(ops::bitmap_unpack(no_mask, no_values, {0, big, big}).sizes() ==
+          at::IntArrayRef({0, big, big}));
+  }
   SECTION("sizes in the same word count but fewer elements than the mask's bits") {
     // 100 elements = 4 words; 97 elements is also 4 words, but bits 97..99 may be set.
     at::Tensor full = torch::ones({100});

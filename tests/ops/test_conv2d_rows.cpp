@@ -7,48 +7,17 @@
 #include <random>
 
 #include "csrc/conv2d_rows/conv2d_rows_logic.h"
+#include "csrc/conv2d_rows/conv2d_rows.h"
 #include "neuroflux/ops/conv2d_rows.h"
+#include "ops/conv2d_rows_test_util.h"
 
 namespace ops = neuroflux::ops;
 namespace rows = neuroflux::ops::rows;
 using Catch::Matchers::Contains;
 
-namespace {
-
-struct Case {
-  int64_t n, cin, cout, h, w, k, s, p, d, groups, r0, r1, extra_top, extra_bottom;
-};
-
-int64_t pick(std::mt19937& rng, int64_t lo, int64_t hi) {
-  return std::uniform_int_distribution<int64_t>(lo, hi)(rng);
-}
-
-Case random_case(std::mt19937& rng) {
-  for (;;) {
-    Case c{};
-    c.groups = pick(rng, 1, 2);
-    c.n = pick(rng, 1, 2);
-    c.cin = c.groups * pick(rng, 1, 3);
-    c.cout = c.groups * pick(rng, 1, 3);
-    c.h = pick(rng, 1, 14);
-    c.w = pick(rng, 1, 7);
-    c.k = pick(rng, 1, 5);
-    c.s = pick(rng, 1, 3);
-    c.p = pick(rng, 0, 3);
-    c.d = pick(rng, 1, 2);
-    const rows::Window hw{c.k, c.s, c.p, c.d};
-    const int64_t out_h = rows::output_size(hw, c.h);
-    const int64_t out_w = rows::output_size(hw, c.w);
-    if (out_h < 1 || out_w < 1) continue;
-    c.r0 = pick(rng, 0, out_h - 1);
-    c.r1 = pick(rng, 0, 2) == 0 ? c.r0 + 1 : pick(rng, c.r0 + 1, out_h);  // one-row bands often
-    c.extra_top = pick(rng, 0, 2);
-    c.extra_bottom = pick(rng, 0, 2);
-    return c;
-  }
-}
-
-}  // namespace
+using neuroflux::test::band_rows;
+using neuroflux::test::Case;
+using neuroflux::test::random_case;
 
 TEST_CASE("conv2d_rows equals the rows of at::conv2d on the full map, with gradients",
           "[ops][unit]") {
@@ -72,12 +41,7 @@ TEST_CASE("conv2d_rows equals the rows of at::conv2d on the full map, with gradi
     const at::Tensor g = torch::randn(ref.sizes(), f64);
     ref.backward(g);
 
-    // The band: the rows the output rows read, plus a few extra rows where the map has them.
-    const rows::Span need = rows::input_rows(rows::Window{c.k, c.s, c.p, c.d},
-                                             rows::Span{c.r0, c.r1}, c.h);
-    int64_t b0 = std::max<int64_t>(0, need.begin - c.extra_top);
-    int64_t b1 = std::min<int64_t>(c.h, need.end + c.extra_bottom);
-    if (need.empty()) b0 = b1 = std::min<int64_t>(c.h, c.r0);  // a window wholly in padding
+    const auto [b0, b1] = band_rows(c);
     at::Tensor band = x.narrow(2, b0, b1 - b0).clone().requires_grad_(true);
     at::Tensor wb = weight.clone().requires_grad_(true), bb = bias.clone().requires_grad_(true);
     const at::Tensor got =
@@ -139,4 +103,42 @@ TEST_CASE("conv2d_rows is registered with the dispatcher and refuses bad bands",
                     Contains("not inside the output's 10 rows"));
   CHECK_THROWS_WITH(ops::conv2d_rows(x, w, at::Tensor(), {1, 1}, {1, 1}, {1, 1}, 1, 2, 10, 0, 1),
                     Contains("must lie inside the map"));
+}
+
+TEST_CASE("conv2d_rows refuses arguments whose row arithmetic would overflow", "[ops][unit]") {
+  // Found by tests/fuzz/fuzz_conv2d_rows_args.cpp under UBSan: padding, stride, dilation, kernel
+  // and row numbers went unbounded into rows::output_size (signed overflow, undefined), and
+  // weight.size(1) * groups could overflow too.
+  const at::Tensor x = torch::randn({1, 2, 10, 5});
+  const at::Tensor w = torch::randn({2, 2, 3, 3});
+  const int64_t huge = int64_t{1} << 62;
+  CHECK_THROWS_WITH(ops::conv2d_rows(x, w, at::Tensor(), {1, 1}, {huge, 1}, {1, 1}, 1, 0, 10, 0, 1),
+                    Contains("must be below 2^31"));
+  CHECK_THROWS_WITH(ops::conv2d_rows(x, w, at::Tensor(), {1, 1}, {1, 1}, {huge, 1}, 1, 0, 10, 0, 1),
+                    Contains("must be below 2^31"));
+  CHECK_THROWS_WITH(ops::conv2d_rows(x, w, at::Tensor(), {1, 1}, {1, 1}, {1, 1}, 1, 0, huge, 0, 1),
+                    Contains("must be below 2^31"));
+  // No channels, and 4 x 2^62 wraps to 0: the product said "agree".
+  const at::Tensor no_channels = torch::randn({1, 0, 10, 5});
+  const at::Tensor w_empty = torch::randn({0, 4, 3, 3});
+  CHECK_THROWS_WITH(ops::conv2d_rows(no_channels, w_empty, at::Tensor(), {1, 1}, {1, 1}, {1, 1},
+                                     huge, 0, 10, 0, 1),
+                    Contains("and groups 4611686018427387904 disagree"));
+}
+
+TEST_CASE("conv2d_rows' backward refuses a grad_output of another dtype or device",
+          "[ops][unit]") {
+  // Found by tests/fuzz/fuzz_conv2d_rows_args.cpp: only grad_output's sizes were checked, so a
+  // uint8 gradient reached ATen (its own error; on CUDA a kernel would read it as float).
+  const at::Tensor x = torch::randn({1, 2, 10, 5});
+  const at::Tensor w = torch::randn({2, 2, 3, 3});
+  const auto backward = [&](const at::Tensor& grad) {
+    return ops::_conv2d_rows_backward(grad, x, w, {1, 1}, {1, 1}, {1, 1}, 1, 0, 10, 0, 10,
+                                      {true, true, true});
+  };
+  CHECK_THROWS_WITH(backward(torch::ones({1, 2, 10, 5}, torch::kByte)),
+                    Contains("_conv2d_rows_backward: grad_output is Byte on cpu but input is "
+                             "Float on cpu"));
+  CHECK_THROWS_WITH(backward(torch::ones({1, 2, 9, 5})), Contains("expected [1, 2, 10, 5]"));
+  CHECK(std::get<0>(backward(torch::ones({1, 2, 10, 5}))).sizes() == x.sizes());
 }

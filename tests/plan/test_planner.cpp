@@ -2,6 +2,7 @@
 
 #include <functional>
 #include <limits>
+#include <nlohmann/json.hpp>
 
 #include "neuroflux/util/errors.h"
 #include "neuroflux/plan/planner.h"
@@ -162,6 +163,50 @@ TEST_CASE("plans and profiles round-trip through JSON", "[plan][unit]") {
   const Plan plan = Planner(profile, inputs(std::nullopt)).plan();
   CHECK(Plan::from_json(plan.to_json()).to_json() == plan.to_json());
   CHECK(plan.table().find("| block |") != std::string::npos);
+}
+
+TEST_CASE("a plan read back is one the trainer can follow, or a json error", "[plan][unit]") {
+  // Found by tests/fuzz/fuzz_plan.cpp: Plan::from_json took any numbers (a float past int64's
+  // range is undefined behaviour in json's get<int64_t>), so a hand-edited plan.json could put
+  // pool 0 on a head, gaps between blocks or a batch of 0 in front of the trainer.
+  const nlohmann::json good = Planner(synthetic_profile(4), inputs(std::nullopt)).plan().to_json();
+  REQUIRE(good["blocks"].size() >= 1);
+  const auto refused = [&](const std::function<void(nlohmann::json&)>& edit,
+                           const std::string& words) {
+    nlohmann::json j = good;
+    edit(j);
+    try {
+      Plan::from_json(j);
+    } catch (const nlohmann::json::exception& e) {
+      INFO(e.what());
+      CHECK(std::string(e.what()).find(words) != std::string::npos);
+      return;
+    }
+    FAIL("accepted: " << j.dump());
+  };
+  refused([](auto& j) { j["blocks"][0]["batch_size"] = 1e300; }, "batch_size must be an integer");
+  refused([](auto& j) { j["blocks"][0]["batch_size"] = 0; }, "batch_size must be an integer >= 1");
+  refused([](auto& j) { j["blocks"][0]["epochs"] = -2; }, "epochs");
+  refused([](auto& j) { j["blocks"][0]["lr"] = 0; }, "lr must be a positive number");
+  refused([](auto& j) { j["heads"][0]["pool"] = 0; }, "pool must be an integer >= 1");
+  refused([](auto& j) { j["heads"][0]["width"] = 2.5; }, "width must be an integer");
+  refused([](auto& j) { j["heads"][0]["classifier"] = true; }, "head 0 must not be the classifier");
+  refused([](auto& j) { j["heads"].back()["classifier"] = false; }, "must be the classifier");
+  refused([](auto& j) { j["blocks"][0]["units"] = {1, 0}; }, "must start at unit 0");
+  refused(
+      [](auto& j) {
+        j["blocks"].back()["units"][1] = 99;
+        j["blocks"].back()["unit_modes"] = nlohmann::json::array();
+      },
+      "the blocks cover 100 units");
+  refused([](auto& j) { j["blocks"][0]["unit_modes"] = {"sideways"}; }, "unknown unit mode");
+  // Fewer or more modes than units are accepted: the block trainer runs missing ones plain and
+  // ignores extras.
+  nlohmann::json extra_modes = good;
+  extra_modes["blocks"][0]["unit_modes"] = {"plain", "recompute", "plain", "plain", "plain"};
+  CHECK_NOTHROW(Plan::from_json(extra_modes));
+  refused([](auto& j) { j["blocks"] = nlohmann::json::array(); }, "the blocks cover 0 units");
+  CHECK(Plan::from_json(good).to_json() == good);
 }
 
 TEST_CASE("step time is interpolated in log batch and clamped outside", "[plan][unit]") {

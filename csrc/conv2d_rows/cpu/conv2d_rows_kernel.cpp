@@ -91,9 +91,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_rows_backward_cpu(
       detail::check_conv2d_rows_args("_conv2d_rows_backward", input, weight, at::Tensor(), stride,
                                      padding, dilation, groups, input_row0, input_height, r0, r1);
   const std::vector<int64_t> expected{input.size(0), weight.size(0), r1 - r0, out_w};
-  TORCH_CHECK(grad_output.sizes() == at::IntArrayRef(expected),
-              "_conv2d_rows_backward: grad_output has sizes ", grad_output.sizes(), ", expected ",
-              at::IntArrayRef(expected));
+  detail::check_conv2d_rows_grad(grad_output, input, expected);
   if (r0 == r1) {
     return {output_mask[0] ? at::zeros_like(input) : at::Tensor(),
             output_mask[1] ? at::zeros_like(weight) : at::Tensor(),

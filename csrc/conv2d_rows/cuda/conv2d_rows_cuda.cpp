@@ -84,9 +84,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> conv2d_rows_backward_cuda(
                                      stride, padding, dilation, groups, input_row0, input_height,
                                      r0, r1);
   check_cuda("_conv2d_rows_backward", input_in);
-  TORCH_CHECK(grad_in.sizes() == at::IntArrayRef({input_in.size(0), weight_in.size(0), r1 - r0,
-                                                   out_w}),
-              "_conv2d_rows_backward: grad_output has sizes ", grad_in.sizes());
+  detail::check_conv2d_rows_grad(grad_in, input_in,
+                                 {input_in.size(0), weight_in.size(0), r1 - r0, out_w});
   const c10::cuda::CUDAGuard guard(input_in.device());
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   const at::Tensor grad = grad_in.contiguous();

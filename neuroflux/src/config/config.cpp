@@ -20,6 +20,14 @@ const std::vector<std::string> kModels = {"vgg11",    "vgg16",    "vgg19",      
 const std::vector<std::string> kDataSets = {"fashion-mnist", "mnist", "cifar10", "cifar100",
                                             "synthetic"};
 
+// "cpu", "cuda" or "cuda:N": anything else ("cudax", "cuda:r") would pass here and fail later as
+// LibTorch's own error about the device string.
+bool is_device_name(const std::string& d) {
+  if (d == "cpu" || d == "cuda") return true;
+  return d.size() > 5 && d.size() <= 8 && d.compare(0, 5, "cuda:") == 0 &&
+         d.find_first_not_of("0123456789", 5) == std::string::npos;
+}
+
 void read_model(JsonReader r, ModelConfig& m) {
   r.choice("name", m.name, kModels);
   r.number("width", m.width, 0.0, 64.0, /*min_open=*/true);
@@ -105,7 +113,7 @@ Config Config::from_json(const json& value) {
   JsonReader r(value, "");
   r.choice("method", c.method, {"backprop", "local", "neuroflux"});
   r.string("device", c.device);
-  if (c.device != "cpu" && c.device.rfind("cuda", 0) != 0)
+  if (!is_device_name(c.device))
     r.fail("device", "expected \"cpu\", \"cuda\" or \"cuda:N\", got \"" + c.device + "\"");
   r.integer("seed", c.seed, 0);
   r.integer_or_word("threads", c.threads, "auto", 0);
@@ -159,22 +167,28 @@ json Config::read_json_file(const std::string& path) {
   if (!in) throw ConfigError(path + ": cannot open the config file");
   std::stringstream text;
   text << in.rdbuf();
+  return parse_json_text(text.str(), path);
+}
+
+json Config::parse_json_text(const std::string& text, const std::string& source) {
   try {
-    return json::parse(text.str());
+    return json::parse(text);
   } catch (const json::parse_error& e) {
     // e.byte is the 1-based offset of the error; turn it into line:column for people.
-    const std::string s = text.str();
     size_t line = 1, column = 1;
-    for (size_t i = 0; i + 1 < e.byte && i < s.size(); ++i) {
-      if (s[i] == '\n') {
+    for (size_t i = 0; i + 1 < e.byte && i < text.size(); ++i) {
+      if (text[i] == '\n') {
         ++line;
         column = 1;
       } else {
         ++column;
       }
     }
-    throw ConfigError(path + ":" + std::to_string(line) + ":" + std::to_string(column) +
+    throw ConfigError(source + ":" + std::to_string(line) + ":" + std::to_string(column) +
                       ": not valid JSON (" + e.what() + ")");
+  } catch (const json::out_of_range& e) {
+    // A number past double's range (1e400) is out_of_range, not a parse_error.
+    throw ConfigError(source + ": not valid JSON (" + e.what() + ")");
   }
 }
 
@@ -188,8 +202,10 @@ void Config::apply_overrides(json& value, const std::vector<std::string>& overri
     json parsed;
     try {
       parsed = json::parse(text);
-    } catch (const json::parse_error&) {
-      parsed = text;  // bare words are strings: --set model.name=vgg16
+    } catch (const json::exception&) {
+      // Bare words are strings: --set model.name=vgg16. So is what JSON cannot hold (1e400, an
+      // out_of_range rather than a parse_error): the key's own check then refuses it.
+      parsed = text;
     }
     json* node = &value;
     std::string pointer;

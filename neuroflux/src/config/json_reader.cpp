@@ -1,5 +1,7 @@
 #include "config/json_reader.h"
 
+#include <cmath>
+
 #include "neuroflux/util/errors.h"
 #include "neuroflux/util/size_format.h"
 
@@ -14,7 +16,9 @@ const nlohmann::json& empty_object() {
 }  // namespace
 
 std::string describe(const nlohmann::json& value) {
-  std::string text = value.dump();
+  // A --set value that is no JSON is kept as a raw string, which need not be UTF-8: shown with
+  // U+FFFD for bad bytes rather than making dump() throw.
+  std::string text = value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   if (text.size() > 60) text = text.substr(0, 57) + "...";
   return text;
 }
@@ -52,6 +56,11 @@ void JsonReader::string(const std::string& key, std::string& out) {
   const nlohmann::json* v = find(key);
   if (v == nullptr) return;
   if (!v->is_string()) fail(key, "expected a string, got " + describe(*v));
+  try {
+    (void)v->dump();  // the config is written back as JSON (config.json, reports)
+  } catch (const nlohmann::json::type_error&) {
+    fail(key, "expected UTF-8 text, got " + describe(*v));
+  }
   out = v->get<std::string>();
 }
 
@@ -84,8 +93,10 @@ void JsonReader::integer(const std::string& key, int64_t& out, int64_t min) {
                                           : "an integer >= " + std::to_string(min);
   bool integral = v->is_number_integer();
   if (v->is_number_float()) {
+    // Whole numbers written as floats (3.0, 1e3) count. The range check must come first: casting
+    // a double past int64's range (1e126) is undefined behaviour.
     const double d = v->get<double>();
-    integral = d == static_cast<double>(static_cast<int64_t>(d));
+    integral = std::fabs(d) < 9.2e18 && d == std::trunc(d);
   }
   if (!integral) fail(key, "expected " + expected + ", got " + describe(*v));
   const auto value = v->is_number_float() ? static_cast<int64_t>(v->get<double>())

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <cstdio>
 
 #include "neuroflux/util/size_format.h"
@@ -31,26 +32,88 @@ json Plan::to_json() const {
           {"blocks", blocks_json}};
 }
 
+namespace {
+
+// A plan read back may come from a file edited by hand (neuroflux.plan). Its problems are thrown
+// as nlohmann::json exceptions, like the parser's own, which the trainer reports as a ConfigError
+// naming the file; a plan that loads is one the trainer can follow.
+[[noreturn]] void refuse(const std::string& what) {
+  throw json::other_error::create(501, "plan: " + what, nullptr);
+}
+
+// An integer field. json's get<int64_t> would also take a float, and casting one past int64's
+// range (1e300) is undefined behaviour.
+int64_t integer(const json& j, const char* key, int64_t min) {
+  const json& v = j.at(key);
+  if (!v.is_number_integer() || v.get<int64_t>() < min)
+    refuse(std::string(key) + " must be an integer >= " + std::to_string(min) + ", got " +
+           v.dump(-1, ' ', false, json::error_handler_t::replace));
+  return v.get<int64_t>();
+}
+
+// Known names only. Their count may differ from the block's units: the block trainer runs the
+// units it has no mode for plain and ignores extra modes (tests/scripts/resume_after_kill.sh
+// copies one block's modes into blocks of one unit).
+void check_modes(const PlannedBlock& b) {
+  for (const auto& m : b.unit_modes)
+    if (m != "plain" && m != "recompute" && m != "row_centric")
+      refuse("unknown unit mode \"" + m + "\" (plain, recompute, row_centric)");
+}
+
+}  // namespace
+
 Plan Plan::from_json(const json& j) {
   Plan p;
-  if (!j.at("budget_bytes").is_null()) p.budget_bytes = j.at("budget_bytes").get<int64_t>();
-  p.smallest_feasible_budget = j.at("smallest_feasible_budget");
+  if (!j.at("budget_bytes").is_null()) p.budget_bytes = integer(j, "budget_bytes", 1);
+  p.smallest_feasible_budget = integer(j, "smallest_feasible_budget", 0);
   p.predicted_seconds = j.at("predicted_seconds");
-  p.module_sizes = j.value("module_sizes", std::vector<int64_t>{});
-  for (const auto& h : j.at("heads")) p.heads.push_back(AuxHeadSpec::from_json(h));
+  if (j.contains("module_sizes")) {
+    if (!j.at("module_sizes").is_array()) refuse("module_sizes must be an array");
+    for (const json& size : j.at("module_sizes")) {
+      if (!size.is_number_integer() || size.get<int64_t>() < 1)
+        refuse("module_sizes must hold integers >= 1");
+      p.module_sizes.push_back(size.get<int64_t>());
+    }
+  }
+  const json& heads = j.at("heads");
+  for (size_t i = 0; i < heads.size(); ++i) {
+    // The last unit's head is the network's own classifier; every other one is built from this.
+    const json& h = heads.at(i);
+    const bool last = i + 1 == heads.size();
+    integer(h, "pool", last ? 0 : 1);  // before AuxHeadSpec::from_json casts them
+    integer(h, "width", last ? 0 : 1);
+    p.heads.push_back(AuxHeadSpec::from_json(h));
+    if (p.heads.back().classifier != last)
+      refuse("head " + std::to_string(i) + (last ? " must" : " must not") + " be the classifier");
+  }
   for (const auto& b : j.at("blocks")) {
     PlannedBlock block;
-    block.first_unit = b.at("units").at(0);
-    block.last_unit = b.at("units").at(1);
-    block.batch_size = b.at("batch_size");
-    block.epochs = b.at("epochs");
+    const json& units = b.at("units");
+    if (!units.is_array() || units.size() != 2 || !units[0].is_number_integer() ||
+        !units[1].is_number_integer())
+      refuse("units must be [first, last], got " + units.dump());
+    block.first_unit = units[0];
+    block.last_unit = units[1];
+    // Blocks cover the units in order, each starting where the previous one ended.
+    const int64_t next = p.blocks.empty() ? 0 : p.blocks.back().last_unit + 1;
+    if (block.first_unit != next || block.last_unit < block.first_unit)
+      refuse("block " + std::to_string(p.blocks.size()) + " covers units " + units.dump() +
+             "; it must start at unit " + std::to_string(next));
+    block.batch_size = integer(b, "batch_size", 1);
+    block.epochs = integer(b, "epochs", 1);
     block.lr = b.at("lr");
-    block.cache_batch_size = b.at("cache_batch_size");
-    block.predicted_peak_bytes = b.at("predicted_peak_bytes");
+    if (!std::isfinite(block.lr) || block.lr <= 0) refuse("lr must be a positive number");
+    block.cache_batch_size = integer(b, "cache_batch_size", 1);
+    block.predicted_peak_bytes = integer(b, "predicted_peak_bytes", 0);
     block.predicted_seconds = b.at("predicted_seconds");
     block.unit_modes = b.value("unit_modes", std::vector<std::string>{});
+    check_modes(block);
     p.blocks.push_back(block);
   }
+  if (p.blocks.empty() || p.blocks.back().last_unit + 1 != static_cast<int64_t>(p.heads.size()))
+    refuse("the blocks cover " +
+           std::to_string(p.blocks.empty() ? 0 : p.blocks.back().last_unit + 1) +
+           " units, the heads " + std::to_string(p.heads.size()));
   return p;
 }
 

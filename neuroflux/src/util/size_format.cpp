@@ -42,7 +42,8 @@ std::optional<int64_t> parse_size(const std::string& text) {
     throw std::invalid_argument("unknown size unit \"" + unit + "\" in \"" + text +
                                 "\" (use B, KiB, MiB, GiB, KB, MB or GB)");
   const double bytes = number * scale;
-  if (!std::isfinite(bytes) || bytes <= 0 || bytes > 9.2e18)
+  // Compared after rounding: "0.4" is below one byte, a budget of 0.
+  if (!std::isfinite(bytes) || bytes < 0.5 || bytes > 9.2e18)
     throw std::invalid_argument("expected a positive size, got \"" + text + "\"");
   return static_cast<int64_t>(std::llround(bytes));
 }

@@ -139,6 +139,8 @@ struct Config {
   static Config from_json(const nlohmann::json& json);
   /// Reads a JSON file (the error names the file, line and column of a syntax error).
   static nlohmann::json read_json_file(const std::string& path);
+  /// Parses a config's text; `source` names it in the error (file:line:column).
+  static nlohmann::json parse_json_text(const std::string& text, const std::string& source);
   /// Applies "key.path=value" overrides; the value is parsed as JSON, or taken as a string.
   static void apply_overrides(nlohmann::json& json, const std::vector<std::string>& overrides);
   /// The full configuration, defaults included, so a run records exactly what it ran.
