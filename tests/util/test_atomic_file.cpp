@@ -2,9 +2,12 @@
 #include <torch/torch.h>
 
 #include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <string>
 #include <utility>
@@ -86,4 +89,33 @@ TEST_CASE("a file that cannot be created is a data error naming it", "[util][uni
     CHECK(e.code() == neuroflux::ExitCode::kBadData);
     CHECK(std::string(e.what()).find("/proc/neuroflux-no-such-file.json") != std::string::npos);
   }
+}
+
+TEST_CASE("temporaries of dead writers are removed, live ones' and other files stay",
+          "[util][unit]") {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("neuroflux-stale-" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  // A pid that is certainly gone: a child that has exited and been reaped.
+  const pid_t child = fork();
+  if (child == 0) _exit(0);
+  REQUIRE(child > 0);
+  waitpid(child, nullptr, 0);
+  const std::string dead = "model.pt.tmp-" + std::to_string(child);
+  const std::string mine = "report.json.tmp-" + std::to_string(getpid());
+  const std::string parent = "state.json.tmp-" + std::to_string(getppid());
+  for (const std::string name :
+       {dead, mine, parent, std::string("plan.json"), std::string("notes.tmp-draft")})
+    std::ofstream(dir / name) << "x";
+  fs::create_directories(dir / "checkpoint");
+  std::ofstream(dir / "checkpoint" / dead) << "x";
+
+  neuroflux::remove_stale_temporaries(dir.string());
+  CHECK_FALSE(fs::exists(dir / dead));
+  CHECK(fs::exists(dir / mine));
+  CHECK(fs::exists(dir / parent));
+  CHECK(fs::exists(dir / "plan.json"));
+  CHECK(fs::exists(dir / "notes.tmp-draft"));
+  CHECK(fs::exists(dir / "checkpoint" / dead));  // subdirectories are their owners' to clean
+  fs::remove_all(dir);
 }

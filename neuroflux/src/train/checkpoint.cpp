@@ -12,7 +12,10 @@ namespace neuroflux {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-Checkpointer::Checkpointer(std::string dir) : dir_(std::move(dir)) {}
+Checkpointer::Checkpointer(std::string dir) : dir_(std::move(dir)) {
+  // A run killed while saving left a temporary here; no later save would ever replace it.
+  if (!dir_.empty()) remove_stale_temporaries(dir_);
+}
 
 void Checkpointer::save(const torch::nn::Module& module, const torch::optim::Optimizer* optimizer,
                         const json& state, int64_t step) {

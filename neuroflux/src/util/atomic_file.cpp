@@ -1,6 +1,7 @@
 #include "neuroflux/util/atomic_file.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <torch/serialize/output-archive.h>
 #include <unistd.h>
 
@@ -150,6 +151,25 @@ void write_archive_atomic(const std::string& path, torch::serialize::OutputArchi
   write_atomic_bytes(path, [&](const ByteSink& sink) { archive.save_to(sink); });
 }
 
+void remove_stale_temporaries(const std::string& dir) {
+  std::error_code error;
+  for (fs::directory_iterator it(dir, error), end; !error && it != end; it.increment(error)) {
+    const std::string name = it->path().filename().string();
+    const size_t tag = name.rfind(".tmp-");
+    if (tag == std::string::npos) continue;
+    const std::string digits = name.substr(tag + 5);
+    if (digits.empty() || digits.size() > 9 ||
+        digits.find_first_not_of("0123456789") != std::string::npos)
+      continue;
+    const auto pid = static_cast<pid_t>(std::stol(digits));
+    // Only a writer that is gone: kill(pid, 0) fails with ESRCH. A live one (EPERM: another
+    // user's) may still rename its file into place.
+    if (pid == ::getpid() || ::kill(pid, 0) == 0 || errno != ESRCH) continue;
+    std::error_code ignored;
+    fs::remove(it->path(), ignored);
+  }
+}
+
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw DataError(path + ": cannot open");
@@ -170,6 +190,7 @@ void prepare_output_directory(const std::string& dir) {
     throw DataError(dir + ": cannot write in the output directory: " + std::strerror(errno));
   ::close(fd);
   ::unlink(probe.c_str());
+  remove_stale_temporaries(dir);
 }
 
 }  // namespace neuroflux

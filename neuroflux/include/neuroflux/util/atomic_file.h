@@ -41,8 +41,14 @@ void write_atomic_with(const std::string& path,
 
 std::string read_file(const std::string& path);
 
+/// Removes the temporaries that writers now dead (a killed run) left in `dir`, not in its
+/// subdirectories: "<name>.tmp-<pid>" files whose process is gone. Files of live processes and
+/// everything else stay.
+void remove_stale_temporaries(const std::string& dir);
+
 /// Creates `dir` (and its parents) and checks that a file can be written in it: a DataError
 /// naming the directory and the system's reason otherwise, before any work would be lost.
+/// Then removes the temporaries a killed run left there (remove_stale_temporaries).
 void prepare_output_directory(const std::string& dir);
 
 }  // namespace neuroflux
