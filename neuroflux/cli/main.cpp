@@ -2,6 +2,7 @@
 // one-line message and the exit code of neuroflux::ExitCode.
 #include <c10/util/Exception.h>
 
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -51,6 +52,10 @@ int main(int argc, char** argv) {
     usage(stderr);
     return static_cast<int>(neuroflux::ExitCode::kBadInput);
   }
+  // Past a file size limit (ulimit -f) the kernel sends SIGXFSZ, which ends the process silently
+  // and leaves a temporary behind; ignored, the write fails with EFBIG and the run exits 3 naming
+  // the file, as on a full disk.
+  std::signal(SIGXFSZ, SIG_IGN);
   const neuroflux::cli::Args args(argv + 2, argv + argc);
   try {
     return it->second.first(args);

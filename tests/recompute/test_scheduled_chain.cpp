@@ -159,3 +159,14 @@ TEST_CASE("a schedule's predicted peak is within 20% of the measured one", "[rec
   }
   for (auto& p : model->parameters()) p.mutable_grad() = at::Tensor();
 }
+
+TEST_CASE("an offloaded tensor waited for is held by its owner alone", "[recompute][unit]") {
+  // The schedule counts a segment's offloaded input as freed once the segment has run forward:
+  // the segment waits for the copy, after which the store must hold no reference to it.
+  OffloadStore store(c10::Device(c10::kCPU));
+  const at::Tensor x = torch::randn({4, 3, 8, 8});
+  const int64_t slot = store.offload(x);
+  store.wait_offloaded(slot);
+  CHECK(x.use_count() == 1);
+  CHECK(torch::equal(store.fetch(slot), x));
+}

@@ -1,9 +1,16 @@
 #include <catch2/catch.hpp>
+#include <torch/torch.h>
 
 #include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <filesystem>
+#include <fstream>
+#include <functional>
+#include <string>
+#include <utility>
 
 #include "neuroflux/util/errors.h"
 #include "neuroflux/util/atomic_file.h"
@@ -19,34 +26,58 @@ TEST_CASE("an atomic write that fails leaves the old file", "[util][unit]") {
   std::filesystem::remove(path);
 }
 
-TEST_CASE("a write that runs out of space names the file and keeps the old one",
-          "[util][unit]") {
-  const std::string path = "/tmp/neuroflux-full-disk-test.txt";
-  neuroflux::write_file_atomic(path, "old");
-  // A file size limit stands in for a full disk: write() fails with EFBIG once past it (the
-  // signal that would otherwise end the process is ignored for the test).
+namespace {
+
+/// Runs `write` under a 4 KiB file size limit, a stand-in for a full disk: write() fails with
+/// EFBIG past it (the signal that would otherwise end the process is ignored meanwhile). Returns
+/// the exit code and message of the error it ended with.
+std::pair<neuroflux::ExitCode, std::string> fail_past_limit(const std::function<void()>& write) {
   rlimit before{};
   REQUIRE(getrlimit(RLIMIT_FSIZE, &before) == 0);
   auto* previous_handler = std::signal(SIGXFSZ, SIG_IGN);
   rlimit small = before;
   small.rlim_cur = 4096;
   REQUIRE(setrlimit(RLIMIT_FSIZE, &small) == 0);
-  std::string message;
-  neuroflux::ExitCode code = neuroflux::ExitCode::kOk;
+  std::pair<neuroflux::ExitCode, std::string> result{neuroflux::ExitCode::kOk, ""};
   try {
-    neuroflux::write_file_atomic(path, std::string(1 << 20, 'x'));
+    write();
   } catch (const neuroflux::Error& e) {
-    message = e.what();
-    code = e.code();
+    result = {e.code(), e.what()};
   }
   setrlimit(RLIMIT_FSIZE, &before);
   std::signal(SIGXFSZ, previous_handler);
-  CHECK(code == neuroflux::ExitCode::kBadData);
-  CHECK(message.find(path) != std::string::npos);
-  CHECK(message.find("too large") != std::string::npos);  // strerror(EFBIG): "File too large"
+  return result;
+}
+
+/// The failed write named `path` and the system's reason, left the old file and no temporary.
+void check_kept(const std::string& path, const std::pair<neuroflux::ExitCode, std::string>& error) {
+  CHECK(error.first == neuroflux::ExitCode::kBadData);
+  CHECK(error.second.find(path) != std::string::npos);
+  CHECK(error.second.find("too large") != std::string::npos);  // strerror(EFBIG): "File too large"
   CHECK(neuroflux::read_file(path) == "old");
   for (const auto& entry : std::filesystem::directory_iterator("/tmp"))
     CHECK(entry.path().string().rfind(path + ".tmp", 0) == std::string::npos);
+}
+
+}  // namespace
+
+TEST_CASE("a write that runs out of space names the file and keeps the old one",
+          "[util][unit]") {
+  const std::string path = "/tmp/neuroflux-full-disk-test.txt";
+  neuroflux::write_file_atomic(path, "old");
+  check_kept(path, fail_past_limit(
+                       [&] { neuroflux::write_file_atomic(path, std::string(1 << 20, 'x')); }));
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("a torch archive that runs out of space is a data error, not an abort",
+          "[util][unit]") {
+  // torch's own file writer calls std::terminate when a write fails part way.
+  const std::string path = "/tmp/neuroflux-full-disk-test.pt";
+  neuroflux::write_file_atomic(path, "old");
+  torch::serialize::OutputArchive archive;
+  archive.write("weights", torch::zeros({1 << 16}));
+  check_kept(path, fail_past_limit([&] { neuroflux::write_archive_atomic(path, archive); }));
   std::filesystem::remove(path);
 }
 
@@ -58,4 +89,33 @@ TEST_CASE("a file that cannot be created is a data error naming it", "[util][uni
     CHECK(e.code() == neuroflux::ExitCode::kBadData);
     CHECK(std::string(e.what()).find("/proc/neuroflux-no-such-file.json") != std::string::npos);
   }
+}
+
+TEST_CASE("temporaries of dead writers are removed, live ones' and other files stay",
+          "[util][unit]") {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("neuroflux-stale-" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  // A pid that is certainly gone: a child that has exited and been reaped.
+  const pid_t child = fork();
+  if (child == 0) _exit(0);
+  REQUIRE(child > 0);
+  waitpid(child, nullptr, 0);
+  const std::string dead = "model.pt.tmp-" + std::to_string(child);
+  const std::string mine = "report.json.tmp-" + std::to_string(getpid());
+  const std::string parent = "state.json.tmp-" + std::to_string(getppid());
+  for (const std::string name :
+       {dead, mine, parent, std::string("plan.json"), std::string("notes.tmp-draft")})
+    std::ofstream(dir / name) << "x";
+  fs::create_directories(dir / "checkpoint");
+  std::ofstream(dir / "checkpoint" / dead) << "x";
+
+  neuroflux::remove_stale_temporaries(dir.string());
+  CHECK_FALSE(fs::exists(dir / dead));
+  CHECK(fs::exists(dir / mine));
+  CHECK(fs::exists(dir / parent));
+  CHECK(fs::exists(dir / "plan.json"));
+  CHECK(fs::exists(dir / "notes.tmp-draft"));
+  CHECK(fs::exists(dir / "checkpoint" / dead));  // subdirectories are their owners' to clean
+  fs::remove_all(dir);
 }

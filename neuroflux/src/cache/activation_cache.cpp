@@ -82,7 +82,7 @@ std::shared_ptr<ActivationCache> ActivationCache::create(const CacheOptions& opt
     std::error_code error;
     if (target.has_parent_path()) fs::create_directories(target.parent_path(), error);
     if (error) {
-      throw Error(options.path + ": cannot create the cache directory: " + error.message());
+      throw DataError(options.path + ": cannot create the cache directory: " + error.message());
     }
     // Written under the name write_atomic_with uses, renamed into place by finish(): a run killed
     // before then leaves only the temporary, never a half-written file at `path`.

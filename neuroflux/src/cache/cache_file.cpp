@@ -138,8 +138,8 @@ std::shared_ptr<FileMapping> FileMapping::map(const std::string& path, int fd, s
   const int protection = writable ? PROT_READ | PROT_WRITE : PROT_READ;
   void* base = ::mmap(nullptr, bytes, protection, MAP_SHARED, fd, 0);
   if (base == MAP_FAILED) {
-    throw Error(path + ": cannot memory-map " + std::to_string(bytes) +
-                " bytes: " + std::strerror(errno));
+    throw DataError(path + ": cannot memory-map " + std::to_string(bytes) +
+                    " bytes: " + std::strerror(errno));
   }
   return std::shared_ptr<FileMapping>(new FileMapping(path, static_cast<char*>(base), bytes));
 }
@@ -156,37 +156,43 @@ at::Tensor FileMapping::tensor(size_t offset, at::IntArrayRef sizes, at::ScalarT
 
 void FileMapping::sync() const {
   if (::msync(base_, bytes_, MS_SYNC) != 0) {
-    throw Error(path_ + ": cannot flush the activation cache to disk: " + std::strerror(errno));
+    throw DataError(path_ + ": cannot flush the activation cache to disk: " + std::strerror(errno));
   }
 }
 
-void FileMapping::make_read_only() { ::mprotect(base_, bytes_, PROT_READ); }
+void FileMapping::make_read_only() {
+  if (::mprotect(base_, bytes_, PROT_READ) != 0)
+    throw Error(path_ + ": cannot make the activation cache read-only: " + std::strerror(errno));
+}
 
 void FileMapping::advise(int advice) const { ::madvise(base_, bytes_, advice); }
 
 std::shared_ptr<FileMapping> create_mapped_file(const std::string& path, uint64_t data_bytes) {
-  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) {
-    throw Error(path + ": cannot create the activation cache file: " + std::strerror(errno));
+    throw DataError(path + ": cannot create the activation cache file: " + std::strerror(errno));
   }
   const uint64_t total = kCacheHeaderBytes + data_bytes;
   try {
     if (::ftruncate(fd, static_cast<off_t>(total)) != 0) {
-      throw Error(path + ": cannot size the activation cache file to " + std::to_string(total) +
-                  " bytes: " + std::strerror(errno));
+      throw DataError(path + ": cannot size the activation cache file to " + std::to_string(total) +
+                      " bytes: " + std::strerror(errno));
     }
     // Reserve the blocks now: a full disk is an error here, not a SIGBUS on a later write through
     // the mapping. File systems without fallocate (EOPNOTSUPP, EINVAL) keep the sparse file.
     const int reserved = ::posix_fallocate(fd, 0, static_cast<off_t>(total));
     if (reserved == ENOSPC || reserved == EFBIG || reserved == EIO) {
-      throw Error(path + ": cannot reserve " + std::to_string(total) +
-                  " bytes for the activation cache: " + std::strerror(reserved));
+      throw DataError(path + ": cannot reserve " + std::to_string(total) +
+                      " bytes for the activation cache: " + std::strerror(reserved));
     }
     auto mapping = FileMapping::map(path, fd, static_cast<size_t>(total), /*writable=*/true);
-    ::close(fd);
+    const int closed = ::close(fd);
+    fd = -1;
+    if (closed != 0)
+      throw DataError(path + ": cannot close the activation cache file: " + std::strerror(errno));
     return mapping;
   } catch (...) {
-    ::close(fd);
+    if (fd >= 0) ::close(fd);
     ::unlink(path.c_str());
     throw;
   }

@@ -67,7 +67,7 @@ class FileMapping : public std::enable_shared_from_this<FileMapping> {
   /// A tensor over the mapped bytes from `offset`; it keeps the mapping alive. No copy, and no
   /// allocation the MemoryMeter sees.
   at::Tensor tensor(size_t offset, at::IntArrayRef sizes, at::ScalarType dtype);
-  /// Flushes dirty pages to the file (msync MS_SYNC); throws neuroflux::Error on failure.
+  /// Flushes dirty pages to the file (msync MS_SYNC); a DataError naming the file on failure.
   void sync() const;
   /// Drops write access once the file is finished (mprotect PROT_READ).
   void make_read_only();

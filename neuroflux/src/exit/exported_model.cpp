@@ -76,12 +76,10 @@ void save_full_chain(UnitChain& chain, const Config& config, const std::string& 
 
 void save_exported(const torch::nn::Sequential& network, const ExportDescription& description,
                    const std::string& path) {
-  write_atomic_with(path, [&](const std::string& temp) {
-    torch::serialize::OutputArchive archive;
-    network->save(archive);
-    archive.write(kDescriptionKey, c10::IValue(description.to_json().dump()));
-    archive.save_to(temp);
-  });
+  torch::serialize::OutputArchive archive;
+  network->save(archive);
+  archive.write(kDescriptionKey, c10::IValue(description.to_json().dump()));
+  write_archive_atomic(path, archive);
 }
 
 torch::nn::Sequential load_exported(const std::string& path, ExportDescription* description) {

@@ -194,6 +194,15 @@ int64_t OffloadStore::offload(const at::Tensor& x) {
   return static_cast<int64_t>(d.next_slot++);
 }
 
+void OffloadStore::wait_offloaded(int64_t index) {
+  Impl& d = *impl_;
+  Impl::Slot& slot = *d.slots.at(static_cast<size_t>(index));
+  const auto start = std::chrono::steady_clock::now();
+  slot.sent.wait();
+  d.stats.wait_seconds +=
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
 void OffloadStore::prefetch(int64_t index) {
   Impl& d = *impl_;
   Impl::Slot& slot = *d.slots.at(static_cast<size_t>(index));

@@ -104,9 +104,14 @@ class SegmentFunction : public torch::autograd::Function<SegmentFunction> {
     (void)params;   // inputs only so that the segment's weights receive gradients
     state->rng = RngState::capture(x.device());
     state->input_requires_grad = x.requires_grad();
+    // An offloaded input is copied out while the segment runs forward, and is gone before the
+    // next node starts: the schedule counts it alive during this segment only. (Copied after the
+    // forward and not waited for, a copy thread the OS ran late kept it alive into the next
+    // nodes, past the budget.)
+    if (state->store) state->slot = state->store->offload(x);
     at::Tensor y = state->run(x);
     if (state->store) {
-      state->slot = state->store->offload(x);
+      state->store->wait_offloaded(state->slot);
     } else {
       ctx->save_for_backward({x});
     }

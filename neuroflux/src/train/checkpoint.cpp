@@ -12,26 +12,25 @@ namespace neuroflux {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-Checkpointer::Checkpointer(std::string dir) : dir_(std::move(dir)) {}
+Checkpointer::Checkpointer(std::string dir) : dir_(std::move(dir)) {
+  // A run killed while saving left a temporary here; no later save would ever replace it.
+  if (!dir_.empty()) remove_stale_temporaries(dir_);
+}
 
 void Checkpointer::save(const torch::nn::Module& module, const torch::optim::Optimizer* optimizer,
                         const json& state, int64_t step) {
-  fs::create_directories(dir_);
+  // The writes create dir_ (a full disk there is a DataError naming it).
   const std::optional<json> previous = peek();
   const std::string tag = "step-" + std::to_string(step);
   const std::string model_file = tag + "-model.pt";
   const std::string optim_file = tag + "-optimizer.pt";
-  write_atomic_with(dir_ + "/" + model_file, [&](const std::string& temp) {
-    torch::serialize::OutputArchive archive;
-    module.save(archive);
-    archive.save_to(temp);
-  });
+  torch::serialize::OutputArchive model_archive;
+  module.save(model_archive);
+  write_archive_atomic(dir_ + "/" + model_file, model_archive);
   if (optimizer != nullptr) {
-    write_atomic_with(dir_ + "/" + optim_file, [&](const std::string& temp) {
-      torch::serialize::OutputArchive archive;
-      optimizer->save(archive);
-      archive.save_to(temp);
-    });
+    torch::serialize::OutputArchive optim_archive;
+    optimizer->save(optim_archive);
+    write_archive_atomic(dir_ + "/" + optim_file, optim_archive);
   }
   json record = {{"step", step},
                  {"model_file", model_file},

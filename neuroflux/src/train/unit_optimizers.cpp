@@ -12,15 +12,13 @@ std::string unit_optimizers_file(int64_t epochs_done) {
 
 void save_unit_optimizers(const UnitOptimizers& optimizers, int64_t first_unit,
                           const std::string& path) {
-  write_atomic_with(path, [&](const std::string& t) {
-    torch::serialize::OutputArchive archive;
-    for (size_t i = 0; i < optimizers.size(); ++i) {
-      torch::serialize::OutputArchive unit_archive;
-      optimizers[i]->save(unit_archive);
-      archive.write("unit" + std::to_string(first_unit + static_cast<int64_t>(i)), unit_archive);
-    }
-    archive.save_to(t);
-  });
+  torch::serialize::OutputArchive archive;
+  for (size_t i = 0; i < optimizers.size(); ++i) {
+    torch::serialize::OutputArchive unit_archive;
+    optimizers[i]->save(unit_archive);
+    archive.write("unit" + std::to_string(first_unit + static_cast<int64_t>(i)), unit_archive);
+  }
+  write_archive_atomic(path, archive);
 }
 
 void load_unit_optimizers(UnitOptimizers& optimizers, int64_t first_unit,

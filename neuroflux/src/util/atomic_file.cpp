@@ -1,6 +1,8 @@
 #include "neuroflux/util/atomic_file.h"
 
 #include <fcntl.h>
+#include <signal.h>
+#include <torch/serialize/output-archive.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -42,6 +44,72 @@ void create_parents(const std::string& path) {
                     error.message());
 }
 
+/// Renames the finished `temp` onto `path` and syncs the directory, so the new name survives a
+/// power loss too.
+void publish(const std::string& temp, const std::string& path) {
+  const fs::path target(path);
+  std::error_code error;
+  fs::rename(temp, target, error);
+  if (error) {
+    std::error_code ignored;
+    fs::remove(temp, ignored);
+    throw DataError(path + ": cannot replace the file: " + error.message());
+  }
+  sync_path(target.has_parent_path() ? target.parent_path().string() : ".", O_RDONLY | O_DIRECTORY);
+}
+
+/// An open temporary that takes bytes and remembers the first failed write. It never throws
+/// while bytes come in (torch's archive writer calls it from inside miniz, and cannot unwind an
+/// exception from there, nor take a short count without aborting), so after the first failure
+/// it drops the rest and finish() reports the failure.
+class TempFile {
+ public:
+  TempFile(std::string path, std::string temp) : path_(std::move(path)), temp_(std::move(temp)) {
+    fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);  // less umask
+    if (fd_ < 0) throw DataError(path_ + ": cannot create " + temp_ + ": " + std::strerror(errno));
+  }
+  ~TempFile() {
+    if (fd_ >= 0) ::close(fd_);
+    if (!finished_) ::unlink(temp_.c_str());
+  }
+  TempFile(const TempFile&) = delete;
+  TempFile& operator=(const TempFile&) = delete;
+
+  size_t write(const void* data, size_t bytes) {
+    const auto* p = static_cast<const char*>(data);
+    size_t left = bytes;
+    while (left > 0 && error_ == 0) {
+      const ssize_t n = ::write(fd_, p, left);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        // No progress and no error: a device that takes nothing (ENOSPC on some file systems).
+        error_ = n < 0 ? errno : ENOSPC;
+        break;
+      }
+      p += n;
+      left -= static_cast<size_t>(n);
+    }
+    return bytes;
+  }
+
+  /// Data on disk (fsync) and the descriptor closed, each checked: a full disk can show up as late
+  /// as close() on some file systems (NFS, quota).
+  void finish() {
+    if (error_ == 0 && ::fsync(fd_) != 0 && errno != EINVAL) error_ = errno;
+    const int closed = ::close(fd_);
+    fd_ = -1;
+    if (error_ == 0 && closed != 0) error_ = errno;
+    if (error_ != 0) throw DataError(path_ + ": cannot write: " + std::strerror(error_));
+    finished_ = true;
+  }
+
+ private:
+  std::string path_, temp_;
+  int fd_ = -1;
+  int error_ = 0;
+  bool finished_ = false;
+};
+
 }  // namespace
 
 std::string temporary_path(const std::string& path) {
@@ -50,7 +118,6 @@ std::string temporary_path(const std::string& path) {
 
 void write_atomic_with(const std::string& path,
                        const std::function<void(const std::string& temp_path)>& write) {
-  const fs::path target(path);
   create_parents(path);
   const std::string temp = temporary_path(path);
   try {
@@ -61,27 +128,46 @@ void write_atomic_with(const std::string& path,
     fs::remove(temp, ignored);
     throw;
   }
-  std::error_code error;
-  fs::rename(temp, target, error);
-  if (error) {
-    fs::remove(temp, error);
-    throw DataError(path + ": cannot replace the file: " + error.message());
+  publish(temp, path);
+}
+
+void write_atomic_bytes(const std::string& path,
+                        const std::function<void(const ByteSink& sink)>& produce) {
+  create_parents(path);
+  const std::string temp = temporary_path(path);
+  {
+    TempFile file(path, temp);
+    produce([&file](const void* data, size_t bytes) { return file.write(data, bytes); });
+    file.finish();
   }
-  sync_path(target.has_parent_path() ? target.parent_path().string() : ".",
-            O_RDONLY | O_DIRECTORY);
+  publish(temp, path);
 }
 
 void write_file_atomic(const std::string& path, const std::string& content) {
-  write_atomic_with(path, [&](const std::string& temp) {
-    errno = 0;
-    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
-    out.write(content.data(), static_cast<std::streamsize>(content.size()));
-    out.flush();
-    const int write_errno = errno;
-    if (!out)
-      throw DataError(temp + ": cannot write: " +
-                      (write_errno != 0 ? std::strerror(write_errno) : "the stream failed"));
-  });
+  write_atomic_bytes(path, [&](const ByteSink& sink) { sink(content.data(), content.size()); });
+}
+
+void write_archive_atomic(const std::string& path, torch::serialize::OutputArchive& archive) {
+  write_atomic_bytes(path, [&](const ByteSink& sink) { archive.save_to(sink); });
+}
+
+void remove_stale_temporaries(const std::string& dir) {
+  std::error_code error;
+  for (fs::directory_iterator it(dir, error), end; !error && it != end; it.increment(error)) {
+    const std::string name = it->path().filename().string();
+    const size_t tag = name.rfind(".tmp-");
+    if (tag == std::string::npos) continue;
+    const std::string digits = name.substr(tag + 5);
+    if (digits.empty() || digits.size() > 9 ||
+        digits.find_first_not_of("0123456789") != std::string::npos)
+      continue;
+    const auto pid = static_cast<pid_t>(std::stol(digits));
+    // Only a writer that is gone: kill(pid, 0) fails with ESRCH. A live one (EPERM: another
+    // user's) may still rename its file into place.
+    if (pid == ::getpid() || ::kill(pid, 0) == 0 || errno != ESRCH) continue;
+    std::error_code ignored;
+    fs::remove(it->path(), ignored);
+  }
 }
 
 std::string read_file(const std::string& path) {
@@ -104,6 +190,7 @@ void prepare_output_directory(const std::string& dir) {
     throw DataError(dir + ": cannot write in the output directory: " + std::strerror(errno));
   ::close(fd);
   ::unlink(probe.c_str());
+  remove_stale_temporaries(dir);
 }
 
 }  // namespace neuroflux

@@ -34,6 +34,8 @@ class OffloadStore {
   /// Starts copying `x` out; `x`'s device memory is released when the copy is done. Returns the
   /// slot to prefetch / fetch it back by. Slots are reused from one step to the next.
   int64_t offload(const at::Tensor& x);
+  /// Waits until slot's copy out is done and the store holds no reference to its device tensor.
+  void wait_offloaded(int64_t slot);
   /// Starts copying slot's tensor back into (tracked) device memory; fetch() then waits less.
   void prefetch(int64_t slot);
   /// The tensor back on the device, waiting for its copy if needed. Each slot is fetched once

@@ -14,7 +14,7 @@ namespace neuroflux {
 
 class Checkpointer {
  public:
-  /// Files live in `dir` (created on save).
+  /// Files live in `dir` (created on save). Temporaries that a killed run left there are removed.
   explicit Checkpointer(std::string dir);
 
   /// Saves `module` (and `optimizer` when given) plus `state`, tagged `step`; removes the files

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# A run SIGKILLed in profiling, cache writing, export, or a backprop epoch under offloading
+# resumes with --resume to exactly the uninterrupted run (kill_resume.py; scripts/kill_resume.sh
+# runs all 13 points). About a minute here.
+# Usage: kill_resume.sh NEUROFLUX_BIN SOURCE_DIR BUILD_DIR
+set -u
+exec python3 "$(dirname "$0")/kill_resume.py" "$1" --points ci
