@@ -193,6 +193,35 @@ else
   fi
 fi
 
+# ---- offloaded activations ----------------------------------------------------------------
+# Backprop with memory.strategy offload at 80% of plain backprop's peak offloads a boundary's
+# input to a file in memory.offload_dir (128 KiB a slot); under 64 KiB per file that file cannot
+# be made. (The schedule is chosen from measured times: one without offloading fails later, on a
+# checkpoint, and is said, not failed.)
+cat > "$tmp/offload.json" <<JSON
+{ "method": "backprop", "seed": 3, "threads": 1, "model": {"name": "resnet18", "width": 0.125},
+  "data": {"name": "synthetic", "image_size": 16, "channels": 1, "num_classes": 4,
+           "train_size": 200, "test_size": 100},
+  "train": {"epochs": 1, "batch_size": 16},
+  "memory": {"offload_dir": "$tmp/offload"} }
+JSON
+mkdir -p "$tmp/offload"
+if "$bin" train --config "$tmp/offload.json" --out "$tmp/offload-peak" >/dev/null; then
+  budget=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["peak_memory_bytes"] * 8 // 10)' \
+           "$tmp/offload-peak/report.json")
+  limited 64 train --config "$tmp/offload.json" --out "$tmp/offload-run" \
+    --set memory.strategy=offload --set memory.budget="$budget" >/dev/null 2>"$tmp/offload.err"
+  rc=$?
+  if [ $rc = 3 ] && grep -q "checkpoint/step-1" "$tmp/offload.err"; then
+    echo "skipped: offload file: the schedule chosen this time offloads nothing"
+  else
+    expect_full "offload file (file size limit)" $rc "$tmp/offload.err" "offload_dir" \
+      "File too large" || fail=1
+  fi
+else
+  echo "FAIL: offload: plain backprop run"; fail=1
+fi
+
 # ---- a file system that fills up (root, where tmpfs can be mounted) -------------------------
 mkdir -p "$mnt"
 if [ "$(id -u)" = 0 ] && mount -t tmpfs -o size=3m neuroflux-full-disk "$mnt" 2>/dev/null; then

@@ -4,9 +4,11 @@
 #include <c10/core/Event.h>
 #include <c10/core/StreamGuard.h>
 #include <c10/core/impl/VirtualGuardImpl.h>
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
@@ -16,11 +18,11 @@
 #include <future>
 #include <mutex>
 #include <optional>
-#include <stdexcept>
 #include <thread>
 #include <vector>
 
 #include "neuroflux/memory/memory_meter.h"
+#include "neuroflux/util/errors.h"
 
 namespace neuroflux {
 
@@ -81,17 +83,22 @@ class MappedFile {
   MappedFile(const std::string& dir, size_t bytes) : bytes_(std::max<size_t>(bytes, 1)) {
     std::string pattern = dir + "/neuroflux-offload-XXXXXX";
     fd_ = ::mkstemp(pattern.data());
-    if (fd_ < 0) throw std::runtime_error("offload: cannot create a temporary file in " + dir);
+    if (fd_ < 0) fail(dir, "cannot create an offload file", errno);
     ::unlink(pattern.c_str());
-    if (::ftruncate(fd_, static_cast<off_t>(bytes_)) != 0) {
-      ::close(fd_);
-      throw std::runtime_error("offload: cannot size a temporary file in " + dir + " to " +
-                               std::to_string(bytes_) + " bytes");
-    }
+    if (::ftruncate(fd_, static_cast<off_t>(bytes_)) != 0)
+      fail(dir, "cannot size an offload file to " + std::to_string(bytes_) + " bytes", errno);
+    // Reserve the blocks now: on a full disk a copy through the mapping would be a SIGBUS. File
+    // systems without fallocate (EOPNOTSUPP, EINVAL) keep the sparse file.
+    const int reserved = ::posix_fallocate(fd_, 0, static_cast<off_t>(bytes_));
+    if (reserved != 0 && reserved != EOPNOTSUPP && reserved != EINVAL)
+      fail(dir, "cannot reserve " + std::to_string(bytes_) + " bytes for an offload file",
+           reserved);
     data_ = ::mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
     if (data_ == MAP_FAILED) {
+      const int error = errno;
       ::close(fd_);
-      throw std::runtime_error("offload: cannot map " + std::to_string(bytes_) + " bytes");
+      throw Error("offload: cannot map " + std::to_string(bytes_) +
+                  " bytes: " + std::strerror(error));
     }
   }
   ~MappedFile() {
@@ -104,6 +111,13 @@ class MappedFile {
   size_t bytes() const { return bytes_; }
 
  private:
+  /// A file that cannot be made is a data error (exit 3) naming the directory (the file itself
+  /// is already unlinked) and the system's reason.
+  [[noreturn]] void fail(const std::string& dir, const std::string& what, int error) {
+    if (fd_ >= 0) ::close(fd_);
+    throw DataError(dir + ": " + what + " (memory.offload_dir): " + std::strerror(error));
+  }
+
   size_t bytes_;
   int fd_ = -1;
   void* data_ = nullptr;

@@ -25,7 +25,8 @@ struct OffloadStats {
 class OffloadStore {
  public:
   /// `dir`: where the CPU path's temporary files go ("" = $TMPDIR or /tmp); they are unlinked
-  /// at once, so nothing is left behind after a crash.
+  /// at once, so nothing is left behind after a crash. A file that cannot be made there (a full
+  /// disk) is a DataError naming `dir`.
   OffloadStore(c10::Device device, std::string dir = "");
   ~OffloadStore();
   OffloadStore(const OffloadStore&) = delete;
