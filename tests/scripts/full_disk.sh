@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# A write that runs out of space (the activation cache, a checkpoint, the report) ends the run
-# with exit 3 and a message naming the file and the system's reason; no temporary is left, the
-# previous checkpoint and report stay readable, and once there is space again --resume ends
-# where an uninterrupted run ends.
+# A write that runs out of space (the activation cache, a checkpoint, the report, an offload
+# file) ends the run with exit 3 and a message naming the file and the system's reason; no
+# temporary is left, the previous checkpoint and report stay readable, and once there is space
+# again --resume ends where an uninterrupted run ends.
 # The full disk is a file size limit (ulimit -f, RLIMIT_FSIZE), which needs no privileges:
 # neuroflux ignores SIGXFSZ, so a write past the limit fails with EFBIG ("File too large").
 # The limit is per file, so each case sizes it between the files written before the one that
 # must fail and that file. As root, where tmpfs can be mounted, the cache and checkpoint cases
 # run once more on a file system that really fills up (ENOSPC, "No space left on device").
+# 24 s here on an idle machine (2 cores); under nice 19 beside a busy benchmark 1 to 7 minutes.
 # Usage: full_disk.sh NEUROFLUX_BIN SOURCE_DIR BUILD_DIR
 set -u
 bin=$1
