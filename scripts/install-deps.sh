@@ -13,17 +13,8 @@ packages=(
   dataset-fashion-mnist
 )
 
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "installing: ${missing[*]}"
-  sudo=""
-  [ "$(id -u)" = 0 ] || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/lib/apt_install.sh"
+install_missing "${packages[@]}"
 
 # Debian picks the BLAS with the highest priority; make sure it is OpenBLAS, not the reference.
 if command -v update-alternatives >/dev/null; then

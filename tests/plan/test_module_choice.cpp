@@ -2,6 +2,7 @@
 
 #include "neuroflux/models/unit_groups.h"
 #include "neuroflux/plan/module_choice.h"
+#include "plan/planner_test_util.h"
 
 using namespace neuroflux;
 
@@ -39,17 +40,7 @@ Profile grouped_profile(const std::vector<int64_t>& sizes) {
   return p;
 }
 
-PlannerInputs inputs(std::optional<int64_t> budget) {
-  PlannerInputs in;
-  in.train_samples = 50000;
-  in.val_samples = 5000;
-  in.test_samples = 10000;
-  in.epochs = 4;
-  in.max_batch_size = 256;
-  in.reference_batch_size = 128;
-  in.budget = budget;
-  return in;
-}
+PlannerInputs inputs(std::optional<int64_t> budget) { return test::planner_test_inputs(budget); }
 
 }  // namespace
 

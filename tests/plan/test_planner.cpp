@@ -6,6 +6,7 @@
 
 #include "neuroflux/util/errors.h"
 #include "neuroflux/plan/planner.h"
+#include "plan/planner_test_util.h"
 
 using namespace neuroflux;
 
@@ -42,16 +43,7 @@ Profile synthetic_profile(int n, double param_scale = 1.0) {
   return p;
 }
 
-PlannerInputs inputs(std::optional<int64_t> budget) {
-  PlannerInputs in;
-  in.train_samples = 50000;
-  in.val_samples = 5000;
-  in.test_samples = 10000;
-  in.epochs = 5;
-  in.max_batch_size = 256;
-  in.budget = budget;
-  return in;
-}
+PlannerInputs inputs(std::optional<int64_t> budget) { return test::planner_test_inputs(budget); }
 
 }  // namespace
 
