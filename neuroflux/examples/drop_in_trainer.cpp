@@ -1,8 +1,7 @@
-// NeuroFlux inside ordinary LibTorch code: the user's own torch::nn::Sequential and data set,
-// trained under a 24 MiB budget, giving back the early-exit network.
+// NeuroFlux inside ordinary LibTorch code: the user's own torch::nn::Sequential and their own
+// torch::data data set, trained under a 24 MiB budget, giving back the early-exit network.
 //
 //   ./example_drop_in_trainer [epochs]
-#include <neuroflux/data/synthetic.h>
 #include <neuroflux/models/model_zoo.h>
 #include <neuroflux/models/sequential_stage.h>
 #include <neuroflux/trainer.h>
@@ -12,6 +11,37 @@
 #include <cstdlib>
 
 namespace nn = torch::nn;
+
+// The user's data set, written the way LibTorch's torch::data::datasets::MNIST is: tensors loaded
+// once in the constructor, get() returns one (image, label) example. Here the "files" are
+// generated: class k is a bright square in the k-th cell of a 3x2 grid on a noisy 24x24 RGB image,
+// tinted per class.
+class GridSquares : public torch::data::datasets::Dataset<GridSquares> {
+ public:
+  enum class Mode { kTrain, kTest };
+  static constexpr int64_t kClasses = 6;
+
+  explicit GridSquares(Mode mode) {
+    const int64_t count = mode == Mode::kTrain ? 3000 : 600;
+    torch::manual_seed(mode == Mode::kTrain ? 1 : 2);
+    images_ = torch::randn({count, 3, 24, 24}) * 0.5;
+    targets_ = torch::randint(kClasses, {count}, torch::kInt64);
+    for (int64_t i = 0; i < count; ++i) {
+      const int64_t k = targets_[i].item<int64_t>();
+      const int64_t row = (k / 3) * 12 + 2, col = (k % 3) * 8 + 1;
+      images_[i].index({torch::indexing::Slice(), torch::indexing::Slice(row, row + 8),
+                        torch::indexing::Slice(col, col + 6)}) += 1.0 + 0.1 * k;
+    }
+  }
+
+  torch::data::Example<> get(size_t index) override {
+    return {images_[static_cast<int64_t>(index)], targets_[static_cast<int64_t>(index)]};
+  }
+  torch::optional<size_t> size() const override { return images_.size(0); }
+
+ private:
+  torch::Tensor images_, targets_;
+};
 
 int main(int argc, char** argv) {
   const int64_t epochs = argc > 1 ? std::atoll(argv[1]) : 3;
@@ -29,19 +59,14 @@ int main(int argc, char** argv) {
   };
   nn::Sequential network(conv(3, 16), conv_pool(16, 32), conv(32, 32), conv_pool(32, 64));
   nn::Sequential classifier(nn::AdaptiveAvgPool2d(1), nn::Flatten(), nn::Linear(64, 6));
-  auto chain = neuroflux::chain_from_sequential(network, {3, 24, 24}, 6, classifier);
+  auto chain = neuroflux::chain_from_sequential(network, {3, 24, 24}, GridSquares::kClasses,
+                                                classifier);
 
-  // The user's data, as torch::data datasets.
-  neuroflux::data::SyntheticOptions data;
-  data.channels = 3;
-  data.image_size = 24;
-  data.num_classes = 6;
-  data.samples = 3000;
-  data.seed = 1;
-  neuroflux::data::ImageDataset train(neuroflux::data::make_synthetic(data));
-  data.samples = 600;
-  data.seed = 2;
-  neuroflux::data::ImageDataset val(neuroflux::data::make_synthetic(data));
+  // The data as a LibTorch user has it; a transform applied with .map() runs once, before
+  // training.
+  GridSquares train(GridSquares::Mode::kTrain);
+  auto val = GridSquares(GridSquares::Mode::kTest)
+                 .map(torch::data::transforms::Normalize<>(0.0, 1.0));
 
   neuroflux::Trainer trainer(neuroflux::TrainerOptions(24 << 20).epochs(epochs).batch_size(64).lr(0.05));
   neuroflux::FitResult result = trainer.fit(chain, train, val);
@@ -53,5 +78,5 @@ int main(int argc, char** argv) {
               static_cast<long long>(r.final.params), static_cast<long long>(r.full_model_params),
               static_cast<long long>(r.peak_memory_bytes), static_cast<long long>(*r.budget_bytes));
   const at::Tensor logits = result.exported->forward(torch::randn({2, 3, 24, 24}));
-  return logits.size(1) == 6 && r.peak_memory_bytes <= *r.budget_bytes ? 0 : 1;
+  return logits.size(1) == GridSquares::kClasses && r.peak_memory_bytes <= *r.budget_bytes ? 0 : 1;
 }

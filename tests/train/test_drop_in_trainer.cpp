@@ -71,3 +71,38 @@ TEST_CASE("a bad drop-in option names its config key", "[train][unit]") {
   CHECK(error_of(TrainerOptions().local_loss("mse")).rfind("/neuroflux/local_loss:", 0) == 0);
   CHECK(error_of(TrainerOptions().module_units(-5)).rfind("/neuroflux/module_units:", 0) == 0);
 }
+
+namespace {
+
+// A user's own data set, written like torch::data::datasets::MNIST: the trainer takes it as is.
+class UserImages : public torch::data::datasets::Dataset<UserImages> {
+ public:
+  explicit UserImages(data::ImageSet set) : set_(std::move(set)) {}
+  torch::data::Example<> get(size_t index) override {
+    const auto i = static_cast<int64_t>(index);
+    return {set_.images[i], set_.labels[i]};
+  }
+  torch::optional<size_t> size() const override { return set_.size(); }
+
+ private:
+  data::ImageSet set_;
+};
+
+}  // namespace
+
+TEST_CASE("the drop-in trainer trains on a LibTorch data set and a mapped one",
+          "[train][integration]") {
+  UserImages train(synthetic_images(256, 1).set());
+  auto val = UserImages(synthetic_images(96, 2).set())
+                 .map(torch::data::transforms::Normalize<>(0.0, 1.0));
+  Trainer trainer(TrainerOptions().method("local").epochs(1).batch_size(32).threads(1).seed(3));
+  FitResult result = trainer.fit(small_vgg(), train, val);
+  CHECK(result.report.final.val_accuracy >= 0.0);
+  CHECK(result.exported->forward(torch::randn({2, 3, 16, 16})).size(1) == 4);
+  // Labels beyond the chain's classes are caught before training starts.
+  data::ImageSet wrong = synthetic_images(32, 4).set();
+  wrong.labels[5] = 9;
+  UserImages bad(wrong);
+  CHECK_THROWS_WITH(trainer.fit(small_vgg(), bad, val),
+                    Catch::Contains("train: example 5 has label 9, expected 0..3"));
+}

@@ -3,6 +3,10 @@
 //   auto chain = neuroflux::chain_from_sequential(my_sequential, {1, 28, 28}, 10);
 //   neuroflux::Trainer trainer(neuroflux::TrainerOptions(64 << 20).epochs(10).out_dir("run"));
 //   neuroflux::FitResult result = trainer.fit(chain, train_dataset, val_dataset);
+//
+// The data sets may be NeuroFlux's ImageDataset or any LibTorch random-access data set of
+// torch::data::Example<> (data/dataset_adapter.h), e.g. a class written like
+// torch::data::datasets::MNIST, or one wrapped in .map(transforms::Normalize<>(...)).
 //   result.exported->forward(images);   // the early-exit network
 //   result.report.final.test_accuracy;
 #pragma once
@@ -13,8 +17,11 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <type_traits>
+#include <utility>
 
 #include "neuroflux/config/config.h"
+#include "neuroflux/data/dataset_adapter.h"
 #include "neuroflux/data/image_set.h"
 #include "neuroflux/models/unit_chain.h"
 #include "neuroflux/report/report.h"
@@ -72,6 +79,12 @@ struct FitResult {
 };
 
 class Trainer {
+  // NeuroFlux's own set (or the optional test set) goes straight to the non-template fit.
+  template <typename T>
+  static constexpr bool is_image_dataset =
+      std::is_same_v<std::decay_t<T>, data::ImageDataset> ||
+      std::is_same_v<std::decay_t<T>, std::optional<data::ImageDataset>>;
+
  public:
   explicit Trainer(TrainerOptions options);
 
@@ -79,6 +92,25 @@ class Trainer {
   /// reports accuracy on `test` (or on `val` when no test set is given).
   FitResult fit(UnitChain chain, const data::ImageDataset& train, const data::ImageDataset& val,
                 const std::optional<data::ImageDataset>& test = std::nullopt);
+
+  /// The same for LibTorch data sets of Example<> (image [C, H, W], class index), gathered once
+  /// into host memory; a bad example is a std::invalid_argument naming the set and its index.
+  template <typename TrainSet, typename ValSet,
+            typename = std::enable_if_t<!is_image_dataset<TrainSet> || !is_image_dataset<ValSet>>>
+  FitResult fit(UnitChain chain, TrainSet&& train, ValSet&& val) {
+    const int64_t classes = chain->num_classes();
+    return fit(std::move(chain), data::to_image_dataset(train, "train", classes),
+               data::to_image_dataset(val, "val", classes));
+  }
+  template <typename TrainSet, typename ValSet, typename TestSet,
+            typename = std::enable_if_t<!is_image_dataset<TrainSet> || !is_image_dataset<ValSet> ||
+                                        !is_image_dataset<TestSet>>>
+  FitResult fit(UnitChain chain, TrainSet&& train, ValSet&& val, TestSet&& test) {
+    const int64_t classes = chain->num_classes();
+    return fit(std::move(chain), data::to_image_dataset(train, "train", classes),
+               data::to_image_dataset(val, "val", classes),
+               std::optional<data::ImageDataset>(data::to_image_dataset(test, "test", classes)));
+  }
 
   const TrainerOptions& options() const { return options_; }
 
