@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Configures (once) and builds NeuroFlux into build/ (Release). Extra arguments go to cmake's
-# configure step, e.g. scripts/build.sh -DNEUROFLUX_CUDA=OFF.
+# configure step, e.g. scripts/build.sh -DNEUROFLUX_CUDA=OFF. NEUROFLUX_BUILD_TARGETS limits the
+# build to some targets (scripts/setup.sh builds only neuroflux_cli: the library and executable).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc 2>/dev/null || echo 2)
@@ -12,4 +13,6 @@ if [ ! -f build/CMakeCache.txt ] && command -v ninja >/dev/null; then generator=
 if [ ! -f build/CMakeCache.txt ] || [ $# -gt 0 ]; then
   cmake -S . -B build "${generator[@]}" -DCMAKE_BUILD_TYPE=Release "$@"
 fi
-cmake --build build -j"$jobs"
+targets=()
+for target in ${NEUROFLUX_BUILD_TARGETS:-}; do targets+=(--target "$target"); done
+cmake --build build -j"$jobs" "${targets[@]}"

@@ -8,6 +8,7 @@
 #include <torch/library.h>
 
 #include "csrc/bitmap/bitmap_logic.h"
+#include "csrc/find_op.h"
 
 // The neuroflux namespace is shared by several operator families (bitmap, conv2d_rows, ...),
 // each in its own file; TORCH_LIBRARY(neuroflux, m) may appear only once in a library, so every
@@ -27,14 +28,8 @@ TORCH_LIBRARY_FRAGMENT(neuroflux, m) {
 }
 
 namespace neuroflux::ops {
-namespace {
 
-template <typename Signature>
-c10::TypedOperatorHandle<Signature> find_op(const char* name) {
-  return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<Signature>();
-}
-
-}  // namespace
+using detail::find_op;
 
 std::tuple<at::Tensor, at::Tensor> bitmap_pack(const at::Tensor& x) {
   static const auto op =

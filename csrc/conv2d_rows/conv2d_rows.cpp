@@ -7,6 +7,8 @@
 #include <c10/util/Exception.h>
 #include <torch/library.h>
 
+#include "csrc/find_op.h"
+
 // TORCH_LIBRARY(neuroflux, m) may appear only once in the library and the bitmap family shares
 // the namespace, so each family declares its schemas in a fragment (see csrc/bitmap/bitmap.cpp).
 TORCH_LIBRARY_FRAGMENT(neuroflux, m) {
@@ -24,12 +26,10 @@ TORCH_LIBRARY_FRAGMENT(neuroflux, m) {
 }
 
 namespace neuroflux::ops {
-namespace {
 
-template <typename Signature>
-c10::TypedOperatorHandle<Signature> find_op(const char* name, const char* overload = "") {
-  return c10::Dispatcher::singleton().findSchemaOrThrow(name, overload).typed<Signature>();
-}
+using detail::find_op;
+
+namespace {
 
 c10::optional<at::Tensor> optional_of(const at::Tensor& t) {
   return t.defined() ? c10::optional<at::Tensor>(t) : c10::nullopt;

@@ -18,6 +18,7 @@
 using namespace neuroflux;
 using namespace neuroflux::data;
 using Catch::Matchers::Contains;
+namespace files = neuroflux::data::test;  // data_test_files.h
 
 namespace {
 
@@ -133,12 +134,13 @@ TEST_CASE("load_splits keeps the data set out of the tracked memory", "[data][un
 }
 
 TEST_CASE("load_splits reads IDX data sets from data.root", "[data][unit]") {
-  test::TempDir dir;
-  test::write_file(dir.file("train-images-idx3-ubyte"), test::idx_images(20, 6, 6));
-  test::write_file(dir.file("train-labels-idx1-ubyte"), test::idx_labels(20));
-  test::write_file(dir.file("t10k-images-idx3-ubyte.gz"),
-                   test::gzip_stored(test::idx_images(8, 6, 6)));
-  test::write_file(dir.file("t10k-labels-idx1-ubyte.gz"), test::gzip_stored(test::idx_labels(8)));
+  files::TempDir dir;
+  files::write_file(dir.file("train-images-idx3-ubyte"), files::idx_images(20, 6, 6));
+  files::write_file(dir.file("train-labels-idx1-ubyte"), files::idx_labels(20));
+  files::write_file(dir.file("t10k-images-idx3-ubyte.gz"),
+                    files::gzip_stored(files::idx_images(8, 6, 6)));
+  files::write_file(dir.file("t10k-labels-idx1-ubyte.gz"),
+                    files::gzip_stored(files::idx_labels(8)));
   DataConfig config;
   config.name = "mnist";
   config.root = dir.path().string();
@@ -180,7 +182,7 @@ TEST_CASE("load_splits rejects bad configuration by JSON path", "[data][unit]") 
     CHECK_THROWS_WITH(load_splits(config, 0), Contains("/data/train_limit"));
   }
   SECTION("missing files are a DataError") {
-    test::TempDir dir;
+    files::TempDir dir;
     config.name = "fashion-mnist";
     config.root = dir.path().string();
     CHECK_THROWS_AS(load_splits(config, 0), DataError);

@@ -8,7 +8,7 @@
 
 namespace neuroflux::test {
 
-inline PlannerInputs planner_test_inputs(std::optional<int64_t> budget) {
+inline PlannerInputs planner_inputs(std::optional<int64_t> budget) {
   PlannerInputs in;
   in.train_samples = 50000;
   in.val_samples = 5000;

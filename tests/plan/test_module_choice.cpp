@@ -40,8 +40,6 @@ Profile grouped_profile(const std::vector<int64_t>& sizes) {
   return p;
 }
 
-PlannerInputs inputs(std::optional<int64_t> budget) { return test::planner_test_inputs(budget); }
-
 }  // namespace
 
 TEST_CASE("split_module halves one module", "[plan][unit]") {
@@ -59,41 +57,43 @@ TEST_CASE("auto modules keep the stages unless a stage trains only at a small ba
     ++profiled;
     return grouped_profile(sizes);
   };
-  const int64_t min_batch = auto_module_min_batch(inputs(std::nullopt));
+  const int64_t min_batch = auto_module_min_batch(test::planner_inputs(std::nullopt));
   CHECK(min_batch == 32);
 
   SECTION("without a budget the stages stand") {
-    const ModuleChoice choice = choose_modules(stages, inputs(std::nullopt), profile_of);
+    const ModuleChoice choice =
+        choose_modules(stages, test::planner_inputs(std::nullopt), profile_of);
     CHECK(choice.sizes == stages);
     CHECK(choice.rounds == 1);
     CHECK(profiled == 1);
   }
   SECTION("an ample budget keeps the stages") {
-    const ModuleChoice choice = choose_modules(stages, inputs(int64_t{4} << 30), profile_of);
+    const ModuleChoice choice =
+        choose_modules(stages, test::planner_inputs(int64_t{4} << 30), profile_of);
     CHECK(choice.sizes == stages);
   }
   SECTION("a budget the first stage fits only at a tiny batch splits it, and only it") {
     // Between what each stage needs whole at the smallest batch worth keeping: the light stage
     // fits, the heavy one does not (largest_batch keeps 10% headroom).
-    const Planner unbounded(grouped_profile(stages), inputs(std::nullopt));
+    const Planner unbounded(grouped_profile(stages), test::planner_inputs(std::nullopt));
     const double heavy = unbounded.predicted_peak(0, 0, min_batch);
     const double light = unbounded.predicted_peak(1, 1, min_batch);
     REQUIRE(light < heavy);
     const auto budget = static_cast<int64_t>((heavy + light) / 2 / 0.9);
-    const ModuleChoice choice = choose_modules(stages, inputs(budget), profile_of);
+    const ModuleChoice choice = choose_modules(stages, test::planner_inputs(budget), profile_of);
     REQUIRE(choice.sizes.size() > 2);
     CHECK(choice.sizes.back() == 3);  // the light stage stays whole
     int64_t total = 0;
     for (auto s : choice.sizes) total += s;
     CHECK(total == 6);
-    const Planner planner(choice.profile, inputs(budget));
+    const Planner planner(choice.profile, test::planner_inputs(budget));
     for (size_t i = 0; i < choice.sizes.size(); ++i) {
       INFO("module " << i << " of " << choice.sizes[i] << " units");
       const auto m = static_cast<int64_t>(i);
       if (choice.sizes[i] > 1) CHECK(planner.largest_batch(m, m, true) >= min_batch);
     }
     // Whole, the first stage would have trained below the floor: the split was needed.
-    const Planner whole(grouped_profile(stages), inputs(budget));
+    const Planner whole(grouped_profile(stages), test::planner_inputs(budget));
     CHECK(whole.largest_batch(0, 0, true) < min_batch);
     CHECK(choice.rounds == profiled);
   }

@@ -43,16 +43,15 @@ Profile synthetic_profile(int n, double param_scale = 1.0) {
   return p;
 }
 
-PlannerInputs inputs(std::optional<int64_t> budget) { return test::planner_test_inputs(budget); }
-
 }  // namespace
 
 TEST_CASE("every planned block fits the budget and the blocks cover the chain", "[plan][unit]") {
   const Profile profile = synthetic_profile(8);
-  const int64_t smallest = Planner(profile, inputs(std::nullopt)).plan().smallest_feasible_budget;
+  const int64_t smallest =
+      Planner(profile, test::planner_inputs(std::nullopt)).plan().smallest_feasible_budget;
   for (int64_t budget : {smallest, smallest * 3 / 2, smallest * 3, smallest * 40}) {
     INFO("budget " << budget);
-    const Planner planner(profile, inputs(budget));
+    const Planner planner(profile, test::planner_inputs(budget));
     const Plan plan = planner.plan();
     int64_t next = 0;
     for (const auto& b : plan.blocks) {
@@ -73,8 +72,9 @@ TEST_CASE("every planned block fits the budget and the blocks cover the chain", 
 TEST_CASE("late blocks with small maps get larger batches", "[plan][unit]") {
   // Activations dominate (as at batch sizes where memory binds): small parameter counts.
   const Profile profile = synthetic_profile(8, 0.01);
-  const int64_t smallest = Planner(profile, inputs(std::nullopt)).plan().smallest_feasible_budget;
-  const Planner planner(profile, inputs(smallest * 16));
+  const int64_t smallest =
+      Planner(profile, test::planner_inputs(std::nullopt)).plan().smallest_feasible_budget;
+  const Planner planner(profile, test::planner_inputs(smallest * 16));
   const Plan plan = planner.plan();
   REQUIRE(plan.blocks.size() >= 2);
   CHECK(plan.blocks.back().batch_size > plan.blocks.front().batch_size);
@@ -84,9 +84,10 @@ TEST_CASE("late blocks with small maps get larger batches", "[plan][unit]") {
 TEST_CASE("the dynamic program finds the cheapest partition", "[plan][unit]") {
   const int n = 7;
   const Profile profile = synthetic_profile(n);
-  const int64_t smallest = Planner(profile, inputs(std::nullopt)).plan().smallest_feasible_budget;
+  const int64_t smallest =
+      Planner(profile, test::planner_inputs(std::nullopt)).plan().smallest_feasible_budget;
   for (int64_t budget : {smallest, smallest * 2, smallest * 8}) {
-    const Planner planner(profile, inputs(budget));
+    const Planner planner(profile, test::planner_inputs(budget));
     const Plan plan = planner.plan();
     // Brute force over all 2^(n-1) partitions.
     double best = std::numeric_limits<double>::infinity();
@@ -111,13 +112,13 @@ TEST_CASE("the dynamic program finds the cheapest partition", "[plan][unit]") {
 TEST_CASE("shallow blocks train fewer epochs, and that makes splitting them off pay",
           "[plan][unit]") {
   const Profile profile = synthetic_profile(8);
-  PlannerInputs flat = inputs(std::nullopt);
+  PlannerInputs flat = test::planner_inputs(std::nullopt);
   const Plan one = Planner(profile, flat).plan();
   // Without a budget and with every block at full epochs, a cut only adds a caching pass.
   REQUIRE(one.blocks.size() == 1);
   CHECK(one.blocks[0].epochs == 5);
 
-  PlannerInputs tapered = inputs(std::nullopt);
+  PlannerInputs tapered = test::planner_inputs(std::nullopt);
   tapered.shallow_epoch_fraction = 0.5;
   const Planner planner(profile, tapered);
   CHECK(planner.block_epochs(0) == 3);   // round(5 * 0.5)
@@ -135,24 +136,24 @@ TEST_CASE("shallow blocks train fewer epochs, and that makes splitting them off 
 
 TEST_CASE("an impossible budget names the smallest feasible one", "[plan][unit]") {
   const Profile profile = synthetic_profile(6);
-  const Planner loose(profile, inputs(std::nullopt));
+  const Planner loose(profile, test::planner_inputs(std::nullopt));
   const int64_t smallest = loose.plan().smallest_feasible_budget;
   try {
-    Planner(profile, inputs(smallest - 1)).plan();
+    Planner(profile, test::planner_inputs(smallest - 1)).plan();
     FAIL("expected a BudgetError");
   } catch (const BudgetError& e) {
     CHECK(e.smallest_feasible_bytes() == smallest);
     CHECK(e.code() == ExitCode::kOverBudget);
     CHECK(std::string(e.what()).find("smallest budget") != std::string::npos);
   }
-  const Plan at_smallest = Planner(profile, inputs(smallest)).plan();
+  const Plan at_smallest = Planner(profile, test::planner_inputs(smallest)).plan();
   CHECK(at_smallest.blocks.size() >= 1);
 }
 
 TEST_CASE("plans and profiles round-trip through JSON", "[plan][unit]") {
   const Profile profile = synthetic_profile(5);
   CHECK(Profile::from_json(profile.to_json()).to_json() == profile.to_json());
-  const Plan plan = Planner(profile, inputs(std::nullopt)).plan();
+  const Plan plan = Planner(profile, test::planner_inputs(std::nullopt)).plan();
   CHECK(Plan::from_json(plan.to_json()).to_json() == plan.to_json());
   CHECK(plan.table().find("| block |") != std::string::npos);
 }
@@ -161,7 +162,8 @@ TEST_CASE("a plan read back is one the trainer can follow, or a json error", "[p
   // Found by tests/fuzz/fuzz_plan.cpp: Plan::from_json took any numbers (a float past int64's
   // range is undefined behaviour in json's get<int64_t>), so a hand-edited plan.json could put
   // pool 0 on a head, gaps between blocks or a batch of 0 in front of the trainer.
-  const nlohmann::json good = Planner(synthetic_profile(4), inputs(std::nullopt)).plan().to_json();
+  const nlohmann::json good =
+      Planner(synthetic_profile(4), test::planner_inputs(std::nullopt)).plan().to_json();
   REQUIRE(good["blocks"].size() >= 1);
   const auto refused = [&](const std::function<void(nlohmann::json&)>& edit,
                            const std::string& words) {
@@ -234,14 +236,15 @@ TEST_CASE("the planner runs a unit recomputed or row-centric only where that pay
 
   Profile plain_only = profile;
   plain_only.units[0].alternatives.clear();
-  const int64_t plain_floor = Planner(plain_only, inputs(std::nullopt)).plan().smallest_feasible_budget;
-  const Plan loose_plan = Planner(profile, inputs(std::nullopt)).plan();
+  const int64_t plain_floor =
+      Planner(plain_only, test::planner_inputs(std::nullopt)).plan().smallest_feasible_budget;
+  const Plan loose_plan = Planner(profile, test::planner_inputs(std::nullopt)).plan();
   CHECK(loose_plan.smallest_feasible_budget < plain_floor);
 
   SECTION("below plain's floor, the lean mode makes a plan possible and it fits") {
     const int64_t budget = (loose_plan.smallest_feasible_budget + plain_floor) / 2;
-    CHECK_THROWS_AS(Planner(plain_only, inputs(budget)).plan(), BudgetError);
-    const Planner planner(profile, inputs(budget));
+    CHECK_THROWS_AS(Planner(plain_only, test::planner_inputs(budget)).plan(), BudgetError);
+    const Planner planner(profile, test::planner_inputs(budget));
     const Plan plan = planner.plan();
     REQUIRE(plan.blocks[0].first_unit == 0);
     REQUIRE(plan.blocks[0].unit_modes.size() ==
@@ -254,13 +257,13 @@ TEST_CASE("the planner runs a unit recomputed or row-centric only where that pay
     }
   }
   SECTION("with room to spare every unit stays plain") {
-    const Plan plan = Planner(profile, inputs(plain_floor * 100)).plan();
+    const Plan plan = Planner(profile, test::planner_inputs(plain_floor * 100)).plan();
     for (const PlannedBlock& b : plan.blocks)
       for (const std::string& m : b.unit_modes) CHECK(m == "plain");
   }
   SECTION("modes round-trip through the plan's JSON") {
     const int64_t budget = (loose_plan.smallest_feasible_budget + plain_floor) / 2;
-    const Plan plan = Planner(profile, inputs(budget)).plan();
+    const Plan plan = Planner(profile, test::planner_inputs(budget)).plan();
     CHECK(Plan::from_json(plan.to_json()).to_json() == plan.to_json());
     CHECK(plan.table().find("row_centric") != std::string::npos);
   }

@@ -16,7 +16,7 @@ constexpr double kPi = 3.14159265358979323846;
 // Samples rendered at once: bounds the [n, S, S] temporaries for large sets.
 constexpr int64_t kChunk = 1024;
 
-void require_positive(int64_t value, const char* name, int64_t minimum = 1) {
+void require_at_least(int64_t value, const char* name, int64_t minimum = 1) {
   if (value < minimum) {
     throw std::invalid_argument("make_synthetic: " + std::string(name) + " must be at least " +
                                 std::to_string(minimum) + ", got " + std::to_string(value));
@@ -26,10 +26,10 @@ void require_positive(int64_t value, const char* name, int64_t minimum = 1) {
 }  // namespace
 
 ImageSet make_synthetic(const SyntheticOptions& options) {
-  require_positive(options.samples, "samples");
-  require_positive(options.channels, "channels");
-  require_positive(options.image_size, "image_size", 4);
-  require_positive(options.num_classes, "num_classes", 2);
+  require_at_least(options.samples, "samples");
+  require_at_least(options.channels, "channels");
+  require_at_least(options.image_size, "image_size", 4);
+  require_at_least(options.num_classes, "num_classes", 2);
   if (!(options.noise >= 0)) {
     throw std::invalid_argument("make_synthetic: noise must be non-negative, got " +
                                 std::to_string(options.noise));
