@@ -38,4 +38,12 @@ expect 2 "/data/val_fraction: .* holds none out for validation" -- "$bin" train 
   --set data.name=synthetic --set data.train_size=8 --set data.val_fraction=0 --out "$tmp/d"
 expect 2 "/data/train_limit: leaves 1 training sample" -- "$bin" train --config "$cfg" \
   --set data.train_limit=2 --set data.val_fraction=0.5 --out "$tmp/e"
+# bench: a method that does not fit is a row of the table and the bench still exits 0; a method
+# that could not be measured (here: its data is corrupt) makes it exit 1.
+tiny=(--set data.name=synthetic --set data.train_size=64 --set data.test_size=32 --set train.epochs=1)
+expect 0 "backprop  *does not fit: .*64.0 KiB" -- "$bin" bench --config "$cfg" --methods backprop,local \
+  --set memory.budget=64KiB "${tiny[@]}" --out "$tmp/f"
+grep -q "local  *does not fit" "$tmp/out" || { echo "FAIL: no local row"; cat "$tmp/out"; fail=1; }
+expect 1 "backprop  *failed (exit 3): .*train-images-idx3-ubyte" -- "$bin" bench --config "$cfg" \
+  --methods backprop --set data.root="$tmp/data" --out "$tmp/g"
 exit $fail

@@ -1,15 +1,19 @@
 // `neuroflux bench`: every method side by side under one budget, each as its own process (so one
 // method's memory or allocator state never leaks into another's measurement), on the same data,
-// seed and epoch budget. Writes DIR/bench.json and DIR/bench.md.
+// seed and epoch budget. Writes DIR/bench.json and DIR/bench.md and prints a short table.
+// A method that does not fit the budget is a measurement (a row saying so), not a failure: the
+// command exits non-zero only when some method could not be measured.
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <sstream>
 
+#include "bench_table.h"
 #include "commands.h"
 #include "config_args.h"
 #include "neuroflux/util/errors.h"
@@ -76,14 +80,15 @@ std::string method_dir(const std::string& out, const std::string& method) {
   return dir;
 }
 
-/// Runs `neuroflux train` as a child process; returns its exit code.
+/// Runs `neuroflux train` as a child process, its stdout and stderr into `log_path`; returns its
+/// exit code.
 int run_child(const std::vector<std::string>& args, const std::string& log_path) {
   std::string self = fs::read_symlink("/proc/self/exe").string();
   const pid_t pid = ::fork();
   if (pid < 0) throw Error("bench: fork failed");
   if (pid == 0) {
-    FILE* log = std::freopen(log_path.c_str(), "w", stderr);
-    (void)log;
+    // The child's own summary and logs go to its log: the bench's output is its table.
+    if (std::freopen(log_path.c_str(), "w", stderr) != nullptr) ::dup2(STDERR_FILENO, STDOUT_FILENO);
     std::vector<char*> argv;
     argv.push_back(self.data());
     std::vector<std::string> copy = args;
@@ -95,6 +100,18 @@ int run_child(const std::vector<std::string>& args, const std::string& log_path)
   int status = 0;
   ::waitpid(pid, &status, 0);
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/// The child's own error line ("neuroflux: error: ..."), the last one in its log.
+std::string error_in_log(const std::string& log_path) {
+  std::ifstream log(log_path);
+  std::string line, found;
+  const std::string marker = "neuroflux: error: ";
+  while (std::getline(log, line)) {
+    const auto at = line.find(marker);
+    if (at != std::string::npos) found = line.substr(at + marker.size());
+  }
+  return found;
 }
 
 /// Running best validation accuracy over the history reaches `target` first at these seconds.
@@ -167,13 +184,14 @@ int bench_command(const Args& args) {
     std::string name;
     std::optional<Report> report;
     int exit_code = 0;
+    std::string error;  ///< the child's error message, when it failed
   };
   std::vector<Row> rows;
   for (size_t i = 0; i < methods.size(); ++i) {
     const std::string& name = methods[i];
     const auto [method, sets] = expand_method(name);
     const std::string dir = method_dir(out, name);
-    Row row{name, std::nullopt, 0};
+    Row row{name, std::nullopt, 0, ""};
     if (!(parsed.count("resume") != 0 && fs::exists(dir + "/report.json"))) {
       std::vector<std::string> child = {"train", "--config", config_path, "--out", dir};
       for (const auto& s : passthrough) child.insert(child.end(), {"--set", s});
@@ -190,9 +208,13 @@ int bench_command(const Args& args) {
     }
     if (row.exit_code == 0 && fs::exists(dir + "/report.json"))
       row.report = Report::from_json(json::parse(read_file(dir + "/report.json")));
-    else
-      log_line("bench: " + name + " failed (exit " + std::to_string(row.exit_code) + "), see " +
-               dir + "/train.log");
+    else {
+      row.error = error_in_log(dir + "/train.log");
+      log_line("bench: " + name +
+               (row.exit_code == static_cast<int>(ExitCode::kOverBudget) ? " does not fit"
+                                                                          : " failed") +
+               " (exit " + std::to_string(row.exit_code) + "), see " + dir + "/train.log");
+    }
     rows.push_back(std::move(row));
   }
 
@@ -206,15 +228,24 @@ int bench_command(const Args& args) {
       backprop_ttt = time_to_target(*r.report, target);
 
   json table = json::array();
+  std::vector<BenchTableRow> summary_rows;
   std::string md = "| method | test acc | val acc | peak | within budget | train s | time to target s | "
                    "speed-up vs backprop | params | batch sizes | inference img/s |\n"
                    "|---|---|---|---|---|---|---|---|---|---|---|\n";
   for (const auto& r : rows) {
     json row = {{"method", r.name}, {"exit_code", r.exit_code}};
+    BenchTableRow summary;
+    summary.method = r.name;
     if (!r.report) {
-      row["error"] = "run failed";
+      const bool over = r.exit_code == static_cast<int>(ExitCode::kOverBudget);
+      row["fits_budget"] = !over;
+      row["error"] = r.error.empty() ? "run failed" : r.error;
       table.push_back(row);
-      md += "| " + r.name + " | failed (exit " + std::to_string(r.exit_code) + ") |||||||||\n";
+      summary.failure = (over ? "does not fit" : "failed (exit " + std::to_string(r.exit_code) + ")") +
+                        (r.error.empty() ? "" : ": " + r.error);
+      summary_rows.push_back(summary);
+      md += "| " + r.name + " | " + (over ? "does not fit" : "failed (exit " +
+                                     std::to_string(r.exit_code) + ")") + " |||||||||\n";
       continue;
     }
     const Report& rep = *r.report;
@@ -240,6 +271,15 @@ int bench_command(const Args& args) {
                 {"inference_images_per_second", rate},
                 {"speedup_vs_backprop", speedup}});
     table.push_back(row);
+    summary.measured = true;
+    summary.test_accuracy = rep.final.test_accuracy;
+    if (!ttt.is_null()) summary.time_to_target_seconds = ttt.get<double>();
+    if (!speedup.is_null()) summary.speedup_vs_backprop = speedup.get<double>();
+    summary.peak_memory_bytes = rep.peak_memory_bytes;
+    summary.exported_params = rep.final.params;
+    summary.full_model_params = rep.full_model_params;
+    for (const auto& b : rep.blocks) summary.batch_sizes.push_back(b.batch_size);
+    summary_rows.push_back(summary);
     char line[512];
     std::snprintf(line, sizeof line,
                   "| %s | %.4f | %.4f | %s | %s | %.1f | %s | %s | %lld | %s | %.0f |\n",
@@ -259,9 +299,12 @@ int bench_command(const Args& args) {
   std::snprintf(header, sizeof header, "budget %s, target validation accuracy %.4f\n\n",
                 base.memory.budget ? format_size(*base.memory.budget, true).c_str() : "none", target);
   write_file_atomic(out + "/bench.md", header + md);
-  std::cout << header << md;
+  std::cout << "\n" << format_bench_table(summary_rows, base.memory.budget, target)
+            << "full table: " << out << "/bench.md, per method: " << out << "/<method>/\n";
+  // Not fitting the budget is a result; anything else means a method went unmeasured.
   for (const auto& r : rows)
-    if (!r.report) return static_cast<int>(ExitCode::kFailure);
+    if (!r.report && r.exit_code != static_cast<int>(ExitCode::kOverBudget))
+      return static_cast<int>(ExitCode::kFailure);
   return 0;
 }
 
