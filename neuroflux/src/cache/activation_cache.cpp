@@ -74,7 +74,7 @@ std::shared_ptr<ActivationCache> ActivationCache::create(const CacheOptions& opt
   storage->written.assign(static_cast<size_t>(count), false);
   const std::vector<int64_t> sizes = full_sizes(count, cache->sample_shape_);
   if (options.where == "host") {
-    // Outside the device budget by design (DESIGN.md): neither counted nor limited.
+    // Outside the device budget by design (docs/architecture.md): neither counted nor limited.
     UntrackedScope untracked;
     storage->data = at::empty(sizes, at::TensorOptions().dtype(options.dtype));
   } else {

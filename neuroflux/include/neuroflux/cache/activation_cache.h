@@ -1,5 +1,5 @@
 // ActivationCache: the outputs of a trained block over a whole split, kept so later blocks never
-// re-run it (DESIGN.md data flow). Lives outside the device budget: untracked host memory, or a
+// re-run it (docs/architecture.md, "How a run flows"). Lives outside the device budget: untracked host memory, or a
 // memory-mapped file on disk. A disk cache carries a header (shape, dtype, sample count, producer
 // key, checksum); a stale (other key) or corrupt cache is detected and refused, never used.
 #pragma once

@@ -1,4 +1,4 @@
-// MemoryMeter: the one interface for device memory (DESIGN.md, "Memory is measured, never assumed").
+// MemoryMeter: the one interface for device memory (docs/architecture.md, "How memory is measured").
 //
 // CPU: a tracking allocator installed with c10::SetCPUAllocator counts live bytes and the peak of
 // every ATen CPU allocation, and with a limit set refuses an allocation past it with

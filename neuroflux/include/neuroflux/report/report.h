@@ -1,5 +1,5 @@
-// report.json, the contract every script, plot and check reads (DESIGN.md, "The report
-// contract"). Fields may be added; none are renamed.
+// report.json, the contract every script, plot and check reads (README.md, "report.json").
+// Fields may be added; none are renamed.
 #pragma once
 
 #include <nlohmann/json.hpp>
