@@ -31,7 +31,7 @@
 namespace neuroflux::cli {
 namespace {
 
-struct Row {
+struct OpRow {
   double sparsity = 0;
   int64_t nnz = 0;
   int64_t dense_bytes = 0;
@@ -104,7 +104,7 @@ int bench_ops_command(const Args& args) {
   const int64_t threads = apply_bench_threads(parsed, "bench-ops");
   const torch::Device device(cuda ? torch::kCUDA : torch::kCPU);
 
-  std::vector<Row> rows;
+  std::vector<OpRow> rows;
   for (const double sparsity : {0.3, 0.5, 0.7, 0.9}) {
     const at::Tensor x = sparse_input(n, sparsity, device);
     at::Tensor dst = torch::empty_like(x);
@@ -115,7 +115,7 @@ int bench_ops_command(const Args& args) {
       throw Error("bench-ops: unpack(pack(x)) differs from x at sparsity " +
                   std::to_string(sparsity));
 
-    Row row;
+    OpRow row;
     row.sparsity = sparsity;
     row.nnz = values.numel();
     row.dense_bytes = static_cast<int64_t>(x.nbytes());
@@ -138,7 +138,7 @@ int bench_ops_command(const Args& args) {
       "| pack ms | unpack ms | clone ms | copy_ ms | (pack+unpack) / clone "
       "| (pack+unpack) / copy_ |\n");
   std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
-  for (const Row& r : rows) {
+  for (const OpRow& r : rows) {
     const double both = r.pack_ms + r.unpack_ms;
     std::printf(
         "| %.1f | %.3f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2fx | "
@@ -160,7 +160,7 @@ int bench_ops_command(const Args& args) {
                           {"dtype", "float32"},
                           {"repeats", repeats},
                           {"results", nlohmann::json::array()}};
-    for (const Row& r : rows) {
+    for (const OpRow& r : rows) {
       out["results"].push_back(
           {{"sparsity", r.sparsity},
            {"nonzeros", r.nnz},

@@ -27,7 +27,7 @@
 namespace neuroflux::cli {
 namespace {
 
-struct Row {
+struct StackRow {
   std::string scheme;  // "plain", "overlap", "two_phase"
   int64_t stripes = 0;
   int64_t peak_bytes = 0;      // meter peak during the step
@@ -100,7 +100,7 @@ int bench_rowconv_command(const Args& args) {
     model->zero_grad();
     torch::nn::functional::cross_entropy(model->forward(x), y).backward();
   };
-  auto measure = [&](Row row) {
+  auto measure = [&](StackRow row) {
     step();  // warm-up: allocates the gradients, so the baseline below includes them
     std::vector<double> times;
     int64_t peak = 0;
@@ -121,28 +121,28 @@ int bench_rowconv_command(const Args& args) {
     return row;
   };
 
-  std::vector<Row> rows;
+  std::vector<StackRow> rows;
   model->set_row_centric(std::nullopt);
-  rows.push_back(measure(Row{"plain", 0}));
+  rows.push_back(measure(StackRow{"plain", 0}));
   for (const auto scheme : {rowcentric::RowScheme::kOverlap, rowcentric::RowScheme::kTwoPhase}) {
     for (const int64_t s : stripes_list) {
       rowcentric::RowCentricOptions o;
       o.stripes = s;
       o.scheme = scheme;
       model->set_row_centric(o);
-      rows.push_back(measure(Row{rowcentric::to_string(scheme), s}));
+      rows.push_back(measure(StackRow{rowcentric::to_string(scheme), s}));
     }
   }
   model->set_row_centric(std::nullopt);
 
-  const Row& plain = rows.front();
+  const StackRow& plain = rows.front();
   std::printf("\n%s (no batch norm), %lldx3x%lldx%lld, CPU, %lld threads, median of %lld steps\n\n",
               model_name.c_str(), static_cast<long long>(batch), static_cast<long long>(size),
               static_cast<long long>(size), static_cast<long long>(threads),
               static_cast<long long>(repeats));
   std::printf("| scheme | stripes | peak MiB | peak / plain | above baseline MiB | s / step | "
               "time / plain |\n|---|---|---|---|---|---|---|\n");
-  for (const Row& r : rows) {
+  for (const StackRow& r : rows) {
     std::printf("| %s | %s | %.1f | %.2f | %.1f | %.3f | %.2fx |\n", r.scheme.c_str(),
                 r.stripes == 0 ? "-" : std::to_string(r.stripes).c_str(),
                 r.peak_bytes / 1048576.0, static_cast<double>(r.peak_bytes) / plain.peak_bytes,
@@ -157,7 +157,7 @@ int bench_rowconv_command(const Args& args) {
                           {"batch_norm", false},       {"input", {batch, 3, size, size}},
                           {"device", "cpu"},           {"threads", threads},
                           {"repeats", repeats},        {"results", nlohmann::json::array()}};
-    for (const Row& r : rows) {
+    for (const StackRow& r : rows) {
       out["results"].push_back({{"scheme", r.scheme},
                                 {"stripes", r.stripes},
                                 {"peak_bytes", r.peak_bytes},
