@@ -95,9 +95,9 @@ TEST_CASE("image_folder: JPEG decodes within JPEG's loss", "[data][unit]") {
   TestImage smooth{16, 16, 3, {}};
   for (int y = 0; y < 16; ++y)
     for (int x = 0; x < 16; ++x)
-      smooth.data.insert(smooth.data.end(), {static_cast<uint8_t>(40 + 8 * x),
-                                             static_cast<uint8_t>(30 + 10 * y),
-                                             static_cast<uint8_t>(200 - 4 * (x + y))});
+      smooth.data.insert(smooth.data.end(),
+                         {static_cast<uint8_t>(40 + 8 * x), static_cast<uint8_t>(30 + 10 * y),
+                          static_cast<uint8_t>(200 - 4 * (x + y))});
   write_jpeg(dir.path() / "a" / "smooth.jpg", smooth, 95);
   write_jpeg(dir.path() / "b" / "flat.JPEG", colour_image(16, 16, 90, 160, 220), 95);
   const auto folder = decode_image_folder(options_for(dir.path()));
@@ -106,7 +106,9 @@ TEST_CASE("image_folder: JPEG decodes within JPEG's loss", "[data][unit]") {
   CHECK(diff.max().item<int>() <= 12);
   CHECK(diff.to(torch::kFloat32).mean().item<float>() < 2.0f);
   const auto flat = folder.pixels[1].to(torch::kInt32);
-  CHECK((flat - planar(colour_image(16, 16, 90, 160, 220)).to(torch::kInt32)).abs().max()
+  CHECK((flat - planar(colour_image(16, 16, 90, 160, 220)).to(torch::kInt32))
+            .abs()
+            .max()
             .item<int>() <= 3);
 }
 
@@ -162,7 +164,8 @@ TEST_CASE("image_folder: grey and colour give 3 channels, all grey 1, channels f
 
   auto bad = options_for(grey.path());
   bad.channels = 2;
-  CHECK_THAT(message_of<ConfigError>([&] { decode_image_folder(bad); }), Contains("/data/channels"));
+  CHECK_THAT(message_of<ConfigError>([&] { decode_image_folder(bad); }),
+             Contains("/data/channels"));
 }
 
 TEST_CASE("image_folder: image_size resizes the shorter side, then crops the centre",
@@ -316,8 +319,10 @@ TEST_CASE("image_folder: mean and std come from the training split only", "[data
   TempDir dir;
   // Train: class 0 all 50, class 1 all 150 -> mean 100, std 50 (of 255). Test: all 250.
   for (int i = 0; i < 2; ++i) {
-    write_png(dir.path() / "train" / "c0" / (std::to_string(i) + ".png"), constant_image(2, 2, 1, 50));
-    write_png(dir.path() / "train" / "c1" / (std::to_string(i) + ".png"), constant_image(2, 2, 1, 150));
+    write_png(dir.path() / "train" / "c0" / (std::to_string(i) + ".png"),
+              constant_image(2, 2, 1, 50));
+    write_png(dir.path() / "train" / "c1" / (std::to_string(i) + ".png"),
+              constant_image(2, 2, 1, 150));
   }
   write_png(dir.path() / "test" / "c0" / "t.png", constant_image(2, 2, 1, 250));
   write_png(dir.path() / "test" / "c1" / "t.png", constant_image(2, 2, 1, 250));
@@ -357,8 +362,7 @@ TEST_CASE("image_folder: an unreadable image names the file (exit 3) or is skipp
   CHECK(decode_image_folder(options).skipped == 2);  // the cache remembers
   // Without skip_bad_images, a cache that left images out is not used: the error comes back.
   options.skip_bad_images = false;
-  CHECK_THAT(message_of<DataError>([&] { decode_image_folder(options); }),
-             Contains("cut.png"));
+  CHECK_THAT(message_of<DataError>([&] { decode_image_folder(options); }), Contains("cut.png"));
 
   auto config = folder_config(dir.path());
   config.skip_bad_images = true;
@@ -382,8 +386,8 @@ TEST_CASE("image_folder: layout errors name the folder (exit 2)", "[data][unit]"
 
   const auto one = dir.path() / "one";
   write_png(one / "only" / "x.png", constant_image(2, 2, 1, 1));
-  CHECK_THAT(error_of(one), Contains("/data/root") && Contains(one.string()) &&
-                                Contains("1 class folder (only)"));
+  CHECK_THAT(error_of(one),
+             Contains("/data/root") && Contains(one.string()) && Contains("1 class folder (only)"));
 
   const auto empty = dir.path() / "empty";
   write_png(empty / "full" / "x.png", constant_image(2, 2, 1, 1));

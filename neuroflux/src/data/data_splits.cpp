@@ -108,7 +108,8 @@ RawSets load_image_folder(const DataConfig& config, uint64_t seed, const std::st
     }
   }
   // Only when skip_bad_images dropped a whole side of a train/ + test/ folder.
-  for (const auto& [index, side] : {std::pair{train_index, "train"}, std::pair{test_index, "test"}}) {
+  for (const auto& [index, side] :
+       {std::pair{train_index, "train"}, std::pair{test_index, "test"}}) {
     if (index.numel() == 0)
       throw DataError(config.root + "/" + side + ": every image was skipped as unreadable");
   }

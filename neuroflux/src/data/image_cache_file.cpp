@@ -30,9 +30,13 @@ std::string hex(uint64_t value) {
 }
 
 const uint8_t* bytes_of(const at::Tensor& t) { return static_cast<const uint8_t*>(t.data_ptr()); }
-uint64_t size_of(const at::Tensor& t) { return static_cast<uint64_t>(t.numel() * t.element_size()); }
+uint64_t size_of(const at::Tensor& t) {
+  return static_cast<uint64_t>(t.numel() * t.element_size());
+}
 
-ImageCacheRead refused(const std::string& problem, bool corrupt) { return {std::nullopt, problem, corrupt}; }
+ImageCacheRead refused(const std::string& problem, bool corrupt) {
+  return {std::nullopt, problem, corrupt};
+}
 
 }  // namespace
 
@@ -74,38 +78,41 @@ ImageCacheRead read_image_cache(const std::string& path, uint64_t key) {
   ImageCacheHeader header;
   if (!in.read(reinterpret_cast<char*>(&header), sizeof header))
     return refused("truncated: " + std::to_string(file_bytes) + " bytes, shorter than the " +
-                       std::to_string(sizeof header) + "-byte header", true);
+                       std::to_string(sizeof header) + "-byte header",
+                   true);
   if (std::memcmp(header.magic, kImageCacheMagic, sizeof header.magic) != 0)
     return refused("not a NeuroFlux image cache (bad magic, expected \"NFIMAGE1\")", true);
   if (header.version != kImageCacheVersion)
     return refused("written in format version " + std::to_string(header.version) +
-                       ", this build reads version " + std::to_string(kImageCacheVersion), false);
+                       ", this build reads version " + std::to_string(kImageCacheVersion),
+                   false);
   if (header.header_crc != header_crc_of(header))
     return refused("corrupt: header checksum mismatch", true);
   if (header.key != key)
-    return refused("stale: decoded from key " + hex(header.key) + ", the folder now gives " +
-                       hex(key), false);
+    return refused(
+        "stale: decoded from key " + hex(header.key) + ", the folder now gives " + hex(key), false);
   // The header checksum matched, so these fail only for a file written by broken code; still
   // checked, so that no size below can overflow or allocate what the file does not hold.
   if ((header.channels != 1 && header.channels != 3) || header.height < 1 ||
-      header.height > kMaxSide || header.width < 1 || header.width > kMaxSide ||
-      header.count < 0 || header.num_classes < 1 || header.skipped < 0)
+      header.height > kMaxSide || header.width < 1 || header.width > kMaxSide || header.count < 0 ||
+      header.num_classes < 1 || header.skipped < 0)
     return refused("corrupt: impossible header values", true);
-  const uint64_t per_image = kLabelBytes + kFlagBytes + uint64_t{header.channels} *
-                                                            static_cast<uint64_t>(header.height) *
-                                                            static_cast<uint64_t>(header.width);
+  const uint64_t per_image = kLabelBytes + kFlagBytes +
+                             uint64_t{header.channels} * static_cast<uint64_t>(header.height) *
+                                 static_cast<uint64_t>(header.width);
   const uint64_t expected = sizeof header + static_cast<uint64_t>(header.count) * per_image;
-  if (static_cast<uint64_t>(header.count) > file_bytes / per_image || header.data_bytes !=
-      expected - sizeof header || file_bytes != expected)
+  if (static_cast<uint64_t>(header.count) > file_bytes / per_image ||
+      header.data_bytes != expected - sizeof header || file_bytes != expected)
     return refused("corrupt: " + std::to_string(file_bytes) + " bytes, its header needs " +
-                       std::to_string(sizeof header + header.data_bytes), true);
+                       std::to_string(sizeof header + header.data_bytes),
+                   true);
 
   UntrackedScope untracked;  // the data set is host memory outside the device budget
   const int64_t n = header.count;
   auto labels = torch::empty({n}, torch::kInt32);
   auto test = torch::empty({n}, torch::kUInt8);
-  auto pixels = torch::empty({n, static_cast<int64_t>(header.channels), header.height,
-                              header.width}, torch::kUInt8);
+  auto pixels = torch::empty(
+      {n, static_cast<int64_t>(header.channels), header.height, header.width}, torch::kUInt8);
   uint32_t crc = 0;
   for (auto* part : {&labels, &test, &pixels}) {
     if (!in.read(reinterpret_cast<char*>(part->data_ptr()),
@@ -114,8 +121,8 @@ ImageCacheRead read_image_cache(const std::string& path, uint64_t key) {
     crc = crc32_of(bytes_of(*part), size_of(*part), crc);
   }
   if (crc != header.data_crc) return refused("corrupt: data checksum mismatch", true);
-  if (n > 0 && (labels.min().item<int32_t>() < 0 ||
-                labels.max().item<int64_t>() >= header.num_classes))
+  if (n > 0 &&
+      (labels.min().item<int32_t>() < 0 || labels.max().item<int64_t>() >= header.num_classes))
     return refused("corrupt: a label outside [0, " + std::to_string(header.num_classes) + ")",
                    true);
 

@@ -19,24 +19,24 @@ constexpr uint32_t kImageCacheVersion = 1;
 /// Host byte order (little-endian on every target we build for); naturally aligned, no padding,
 /// so its bytes are exactly what is hashed and written.
 struct ImageCacheHeader {
-  char magic[8];           ///< "NFIMAGE1"
-  uint32_t version;        ///< kImageCacheVersion
+  char magic[8];     ///< "NFIMAGE1"
+  uint32_t version;  ///< kImageCacheVersion
   uint32_t channels;
-  int64_t count;           ///< images stored
+  int64_t count;  ///< images stored
   int64_t height, width;
   int64_t num_classes;
-  int64_t skipped;         ///< unreadable images left out when it was decoded
-  uint64_t key;            ///< listing_key of the folder it was decoded from
-  uint64_t data_bytes;     ///< count * (4 + 1 + channels * height * width)
-  uint32_t data_crc;       ///< crc32 of everything after the header
-  uint32_t header_crc;     ///< crc32 of every header byte before this field
+  int64_t skipped;      ///< unreadable images left out when it was decoded
+  uint64_t key;         ///< listing_key of the folder it was decoded from
+  uint64_t data_bytes;  ///< count * (4 + 1 + channels * height * width)
+  uint32_t data_crc;    ///< crc32 of everything after the header
+  uint32_t header_crc;  ///< crc32 of every header byte before this field
 };
 static_assert(sizeof(ImageCacheHeader) == 80, "ImageCacheHeader must have no padding");
 
 struct CachedImages {
-  at::Tensor pixels;   ///< uint8 [N, C, H, W]
-  at::Tensor labels;   ///< int64 [N]
-  at::Tensor test;     ///< bool [N]
+  at::Tensor pixels;  ///< uint8 [N, C, H, W]
+  at::Tensor labels;  ///< int64 [N]
+  at::Tensor test;    ///< bool [N]
   int64_t num_classes = 0;
   int64_t skipped = 0;
 };

@@ -1,5 +1,8 @@
 #include "data/image_decode.h"
 
+#include <stb_image.h>
+#include <stb_image_resize.h>
+
 #include <climits>
 #include <cmath>
 #include <cstring>
@@ -7,8 +10,6 @@
 #include <string>
 
 #include "data/stb_config.h"
-#include <stb_image.h>
-#include <stb_image_resize.h>
 
 namespace neuroflux::data::detail {
 namespace {
@@ -45,8 +46,8 @@ Pixels decode_image(const uint8_t* bytes, size_t size, int channels) {
   out.width = width;
   out.height = height;
   out.channels = channels;
-  const size_t count = static_cast<size_t>(width) * static_cast<size_t>(height) *
-                       static_cast<size_t>(channels);
+  const size_t count =
+      static_cast<size_t>(width) * static_cast<size_t>(height) * static_cast<size_t>(channels);
   out.data.assign(pixels.get(), pixels.get() + count);
   return out;
 }
@@ -55,8 +56,8 @@ std::pair<int, int> resized_shape(int height, int width, int size) {
   const bool portrait = width <= height;
   const int64_t shorter = portrait ? width : height, longer = portrait ? height : width;
   // Python's int(size * long / short): the product is exact, the division a double, truncated.
-  const int other = static_cast<int>(static_cast<double>(int64_t{size} * longer) /
-                                     static_cast<double>(shorter));
+  const int other =
+      static_cast<int>(static_cast<double>(int64_t{size} * longer) / static_cast<double>(shorter));
   return portrait ? std::pair{other, size} : std::pair{size, other};
 }
 
@@ -92,8 +93,8 @@ void centre_crop_planar(const Pixels& image, int height, int width, uint8_t* out
   for (int c = 0; c < image.channels; ++c) {
     uint8_t* target = out + static_cast<size_t>(c) * plane;
     for (int y = 0; y < height; ++y) {
-      const uint8_t* row = image.data.data() +
-                           (static_cast<size_t>(top + y) * image.width + left) * image.channels;
+      const uint8_t* row =
+          image.data.data() + (static_cast<size_t>(top + y) * image.width + left) * image.channels;
       for (int x = 0; x < width; ++x) target[y * width + x] = row[x * image.channels + c];
     }
   }

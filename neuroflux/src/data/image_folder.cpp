@@ -25,8 +25,8 @@ std::string cache_path(const std::string& cache_dir, const ImageFolderOptions& o
   std::error_code error;
   fs::path folder = fs::absolute(options.root, error).lexically_normal();
   if (!folder.has_filename()) folder = folder.parent_path();  // "images/" is "images"
-  const std::string identity = folder.string() + '\n' + std::to_string(options.image_size) +
-                               '\n' + std::to_string(options.channels);
+  const std::string identity = folder.string() + '\n' + std::to_string(options.image_size) + '\n' +
+                               std::to_string(options.channels);
   char tag[17];
   std::snprintf(tag, sizeof tag, "%016llx",
                 static_cast<unsigned long long>(fnv1a(identity.data(), identity.size())));
@@ -126,9 +126,8 @@ DecodedImageFolder decode_image_folder(const ImageFolderOptions& options) {
       return with_listing(listing, std::move(*images), path, true);
     }
   }
-  log_line("image_folder " + options.root + ": decoding " +
-           std::to_string(listing.images.size()) + " images of " +
-           std::to_string(listing.classes.size()) + " classes" +
+  log_line("image_folder " + options.root + ": decoding " + std::to_string(listing.images.size()) +
+           " images of " + std::to_string(listing.classes.size()) + " classes" +
            (listing.has_test_folder ? " (train/ and test/)" : ""));
   auto images = detail::decode_listing(
       listing, {options.image_size, options.channels, options.skip_bad_images});

@@ -41,7 +41,8 @@ std::vector<std::string> class_folders(const fs::path& dir) {
   for (; it != fs::directory_iterator(); it.increment(error)) {
     if (error) cannot_list(dir, error);
     std::error_code ignored;  // a dangling link is no class folder
-    if (!hidden(it->path()) && it->is_directory(ignored)) names.push_back(it->path().filename().string());
+    if (!hidden(it->path()) && it->is_directory(ignored))
+      names.push_back(it->path().filename().string());
   }
   if (error) cannot_list(dir, error);
   std::sort(names.begin(), names.end());
@@ -121,9 +122,10 @@ bool is_image_name(const std::string& name) {
 
 ImageListing list_image_folder(const std::string& root_text) {
   if (root_text.empty()) {
-    throw ConfigError("/data/root: the image_folder data set has no default location; set "
-                      "data.root to a folder of class folders (ROOT/<class>/*.png), or of train/ "
-                      "and test/ that each hold them");
+    throw ConfigError(
+        "/data/root: the image_folder data set has no default location; set "
+        "data.root to a folder of class folders (ROOT/<class>/*.png), or of train/ "
+        "and test/ that each hold them");
   }
   const fs::path root(root_text);
   std::error_code error;

@@ -11,19 +11,19 @@
 namespace neuroflux::data::detail {
 
 struct ListedImage {
-  std::string path;       ///< as opened: root joined with `relative`
-  std::string relative;   ///< below the root ("train/cat/0001.jpg", "cat/0001.jpg")
-  int64_t label = 0;      ///< index of its class folder in sorted order
-  bool test = false;      ///< under root/test/
+  std::string path;      ///< as opened: root joined with `relative`
+  std::string relative;  ///< below the root ("train/cat/0001.jpg", "cat/0001.jpg")
+  int64_t label = 0;     ///< index of its class folder in sorted order
+  bool test = false;     ///< under root/test/
   int64_t bytes = 0;
   int64_t mtime_ns = 0;
 };
 
 struct ImageListing {
   std::string root;
-  bool has_test_folder = false;        ///< root/train/<class>/ and root/test/<class>/
-  std::vector<std::string> classes;    ///< sorted; a class's index is its label
-  std::vector<ListedImage> images;     ///< class by class, files sorted; train before test
+  bool has_test_folder = false;      ///< root/train/<class>/ and root/test/<class>/
+  std::vector<std::string> classes;  ///< sorted; a class's index is its label
+  std::vector<ListedImage> images;   ///< class by class, files sorted; train before test
 };
 
 /// True for the names image_folder reads: .jpg, .jpeg, .png in any case.

@@ -89,7 +89,7 @@ CachedImages decode_listing(const ImageListing& listing, const DecodeOptions& op
   // Auto channels: decoded as 3 until every image is known to be grey, then cut to one.
   const int64_t stored_channels = options.channels == 0 ? 3 : options.channels;
   UntrackedScope untracked;  // the data set is host memory outside the device budget
-  at::Tensor pixels;  // allocated once the first image gives the size
+  at::Tensor pixels;         // allocated once the first image gives the size
   auto labels = torch::empty({n}, torch::kInt64);
   auto test = torch::empty({n}, torch::kBool);
   int64_t* label_of = labels.data_ptr<int64_t>();
@@ -125,14 +125,13 @@ CachedImages decode_listing(const ImageListing& listing, const DecodeOptions& op
       } else if (decoded.height != pixels.size(2) || decoded.width != pixels.size(3)) {
         throw ConfigError(
             "/data/image_size: the images differ in size (" + first->path + " is " +
-            shape_text(static_cast<int>(pixels.size(3)), static_cast<int>(pixels.size(2))) +
-            ", " + image.path + " is " + shape_text(decoded.width, decoded.height) +
+            shape_text(static_cast<int>(pixels.size(3)), static_cast<int>(pixels.size(2))) + ", " +
+            image.path + " is " + shape_text(decoded.width, decoded.height) +
             "); set data.image_size to resize every image (shorter side, then a centre crop)");
       }
       auto target = pixels.select(0, good);
-      const auto source = torch::from_blob(decoded.planes.data(),
-                                           {decoded.channels, decoded.height, decoded.width},
-                                           torch::kUInt8);
+      const auto source = torch::from_blob(
+          decoded.planes.data(), {decoded.channels, decoded.height, decoded.width}, torch::kUInt8);
       target.copy_(source.expand({stored_channels, decoded.height, decoded.width}));
       any_colour = any_colour || decoded.channels == 3;
       label_of[good] = image.label;

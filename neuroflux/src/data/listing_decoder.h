@@ -11,8 +11,8 @@
 namespace neuroflux::data::detail {
 
 struct DecodeOptions {
-  int64_t image_size = 0;        ///< 0: keep each image's size (they must agree)
-  int64_t channels = 0;          ///< 0: 1 when every image is grey, else 3
+  int64_t image_size = 0;  ///< 0: keep each image's size (they must agree)
+  int64_t channels = 0;    ///< 0: 1 when every image is grey, else 3
   bool skip_bad_images = false;
 };
 

@@ -29,9 +29,9 @@ struct DecodedImageFolder {
   at::Tensor test;                   ///< bool [N]: under ROOT/test/ (all false for a flat folder)
   std::vector<std::string> classes;  ///< sorted; index = label
   bool has_test_folder = false;
-  int64_t skipped = 0;               ///< unreadable images left out (skip_bad_images)
-  bool from_cache = false;           ///< read back from the cache file, nothing decoded
-  std::string cache_path;            ///< the cache file ("" without a cache_dir)
+  int64_t skipped = 0;      ///< unreadable images left out (skip_bad_images)
+  bool from_cache = false;  ///< read back from the cache file, nothing decoded
+  std::string cache_path;   ///< the cache file ("" without a cache_dir)
 };
 
 /// Lists, then reads the cache or decodes. Errors: a missing root, fewer than two classes, an
