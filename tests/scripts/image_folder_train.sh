@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `neuroflux train` on a generated image folder (data.name = "image_folder"): a one-epoch run
-# exits 0 and writes its report and the decoded cache; eval of the run reads that cache instead
-# of decoding again; a corrupt image is exit 3 naming it, or skipped and counted in report.json
+# exits 0 and writes its report and the decoded cache; eval and --resume of the run read that
+# cache instead of decoding again; a corrupt image is exit 3 naming it, or skipped and counted in report.json
 # with data.skip_bad_images. Usage: image_folder_train.sh NEUROFLUX_BIN SOURCE_DIR BUILD_DIR
 set -u
 bin=$1; src=$2
@@ -53,6 +53,10 @@ code=$?
 check "eval exits 0 (got $code)" test "$code" = 0 || cat "$tmp/eval.log"
 check "eval reads the cache, decodes nothing" grep -q "decoded images from" "$tmp/eval.log"
 check "eval decodes nothing" bash -c "! grep -q 'decoding' '$tmp/eval.log'"
+
+train "$tmp/run" "$tmp/resume.log" --resume; code=$?
+check "--resume exits 0 (got $code)" test "$code" = 0 || cat "$tmp/resume.log"
+check "--resume reads the cache, decodes nothing" grep -q "decoded images from" "$tmp/resume.log"
 
 printf 'not a png' > "$tmp/images/class1/broken.png"
 train "$tmp/bad" "$tmp/bad.log"; code=$?
