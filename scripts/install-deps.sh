@@ -9,6 +9,7 @@ packages=(
   libgloo-dev         # headers c10d's Gloo backend needs
   libopenblas0-pthread  # LibTorch calls libblas.so.3: OpenBLAS is ~35x the reference BLAS
   nlohmann-json3-dev libcxxopts-dev catch2 zlib1g-dev
+  libstb-dev          # stb_image: JPEG and PNG decoding for data.name = "image_folder"
   python3 python3-matplotlib
   dataset-fashion-mnist
 )

@@ -70,6 +70,32 @@ TEST_CASE("module_units reads a number, \"stage\" or \"auto\" and writes them ba
         "\"some\"");
 }
 
+TEST_CASE("image_folder keys: auto sizes, fractions, flags, written back", "[config][unit]") {
+  const Config d = Config::from_json(json::object());
+  CHECK(d.data.image_size == 0);  // "auto": synthetic's 32 px and 3 channels, a folder's own
+  CHECK(d.data.channels == 0);
+  CHECK(d.to_json()["data"]["image_size"] == "auto");
+  CHECK(d.to_json()["data"]["channels"] == "auto");
+  const Config c = Config::from_json(json::parse(R"({"data": {"name": "image_folder",
+      "root": "/data/flowers", "image_size": 64, "channels": "auto", "test_fraction": 0.25,
+      "skip_bad_images": true, "cache_dir": "/tmp/decoded"}})"));
+  CHECK(c.data.name == "image_folder");
+  CHECK(c.data.image_size == 64);
+  CHECK(c.data.channels == 0);
+  CHECK(c.data.test_fraction == 0.25);
+  CHECK(c.data.skip_bad_images);
+  CHECK(c.data.cache_dir == "/tmp/decoded");
+  CHECK(Config::from_json(c.to_json()).to_json() == c.to_json());
+  CHECK(error_of({{"data", {{"skip_bad_images", "yes"}}}}) ==
+        "/data/skip_bad_images: expected true or false, got \"yes\"");
+  CHECK(error_of({{"data", {{"test_fraction", 1.5}}}}).rfind("/data/test_fraction:", 0) == 0);
+  CHECK(error_of({{"data", {{"test_fraction", 0}}}}).rfind("/data/test_fraction:", 0) == 0);
+  CHECK(error_of({{"data", {{"channels", "grey"}}}}) ==
+        "/data/channels: expected a positive integer or \"auto\", got \"grey\"");
+  CHECK(error_of({{"data", {{"image_size", 0}}}}).rfind("/data/image_size:", 0) == 0);
+  CHECK(error_of({{"data", {{"cache_dir", 3}}}}).rfind("/data/cache_dir:", 0) == 0);
+}
+
 TEST_CASE("bad values are refused with the JSON path", "[config][unit]") {
   CHECK(error_of({{"train", {{"epochs", -3}}}}) ==
         "/train/epochs: expected a positive integer, got -3");

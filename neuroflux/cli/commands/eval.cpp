@@ -55,7 +55,8 @@ int eval_command(const Args& args) {
   const Config config = load_config(parsed);
   configure_threads(config.threads);
   const c10::Device device = parse_device(config.device);
-  const data::DataSplits data = data::load_splits(config.data, static_cast<uint64_t>(config.seed));
+  const data::DataSplits data = data::load_splits(config.data, static_cast<uint64_t>(config.seed),
+                                                  data::run_data_cache_dir(config));
   const int64_t batch = parsed["batch"].as<int64_t>();
 
   ExportDescription description;

@@ -5,7 +5,6 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -45,19 +44,6 @@ uint32_t header_crc_of(const CacheFileHeader& header) {
 }
 
 }  // namespace
-
-uint32_t crc32_of(const void* data, uint64_t bytes) {
-  uLong crc = ::crc32(0L, Z_NULL, 0);
-  const auto* p = static_cast<const Bytef*>(data);
-  constexpr uint64_t kChunk = uint64_t{1} << 30;
-  while (bytes > 0) {
-    const uint64_t n = std::min(bytes, kChunk);
-    crc = ::crc32(crc, p, static_cast<uInt>(n));
-    p += n;
-    bytes -= n;
-  }
-  return static_cast<uint32_t>(crc);
-}
 
 CacheFileHeader make_cache_header(at::ScalarType dtype, const std::vector<int64_t>& sample_shape,
                                   int64_t count, uint64_t key, uint64_t data_bytes,

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "util/checksum.h"
+
 namespace neuroflux::detail {
 
 constexpr size_t kCacheHeaderBytes = 4096;
@@ -37,8 +39,8 @@ struct CacheFileHeader {
 static_assert(sizeof(CacheFileHeader) == 184, "CacheFileHeader must have no padding");
 static_assert(sizeof(CacheFileHeader) <= kCacheHeaderBytes, "header must fit its page");
 
-/// zlib crc32 of `bytes` bytes, fed in chunks (zlib takes a 32-bit length).
-uint32_t crc32_of(const void* data, uint64_t bytes);
+/// The checksum moved to util/ for the data layer's image cache; kept visible here for callers.
+using neuroflux::crc32_of;
 
 CacheFileHeader make_cache_header(at::ScalarType dtype, const std::vector<int64_t>& sample_shape,
                                   int64_t count, uint64_t key, uint64_t data_bytes,

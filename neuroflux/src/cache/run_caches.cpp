@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "cache/owned_directory.h"
+#include "util/checksum.h"
 #include "neuroflux/distributed/communicator.h"
 #include "neuroflux/util/errors.h"
 #include "neuroflux/util/progress.h"
@@ -19,13 +20,6 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr Split kSplits[] = {Split::kTrain, Split::kVal, Split::kTest};
-
-/// FNV-1a: cheap, stable across runs and machines, and enough to tell caches apart.
-uint64_t fnv1a(const void* data, size_t bytes, uint64_t hash = 1469598103934665603ULL) {
-  const auto* p = static_cast<const unsigned char*>(data);
-  for (size_t i = 0; i < bytes; ++i) hash = (hash ^ p[i]) * 1099511628211ULL;
-  return hash;
-}
 
 }  // namespace
 

@@ -18,7 +18,7 @@ namespace {
 const std::vector<std::string> kModels = {"vgg11",    "vgg16",    "vgg19",      "resnet18",
                                           "resnet34", "mobilenetv2", "simplecnn"};
 const std::vector<std::string> kDataSets = {"fashion-mnist", "mnist", "cifar10", "cifar100",
-                                            "synthetic"};
+                                            "synthetic", "image_folder"};
 
 // "cpu", "cuda" or "cuda:N": anything else ("cudax", "cuda:r") would pass here and fail later as
 // LibTorch's own error about the device string.
@@ -50,8 +50,11 @@ void read_data(JsonReader r, DataConfig& d) {
   r.integer("train_limit", d.train_limit, 0);
   r.integer("test_limit", d.test_limit, 0);
   r.boolean("augment", d.augment);
-  r.integer("image_size", d.image_size, 4);
-  r.integer("channels", d.channels, 1);
+  r.integer_or_word("image_size", d.image_size, "auto", 0);
+  r.integer_or_word("channels", d.channels, "auto", 0);
+  r.number("test_fraction", d.test_fraction, 0.0, 0.9, /*min_open=*/true);
+  r.boolean("skip_bad_images", d.skip_bad_images);
+  r.string("cache_dir", d.cache_dir);
   r.integer("num_classes", d.num_classes, 2);
   r.integer("train_size", d.train_size, 1);
   r.integer("test_size", d.test_size, 1);
@@ -245,8 +248,11 @@ json Config::to_json() const {
       {"data",
        {{"name", data.name}, {"root", data.root}, {"val_fraction", data.val_fraction},
         {"train_limit", data.train_limit}, {"test_limit", data.test_limit},
-        {"augment", data.augment}, {"image_size", data.image_size},
-        {"channels", data.channels}, {"num_classes", data.num_classes},
+        {"augment", data.augment},
+        {"image_size", data.image_size == 0 ? json("auto") : json(data.image_size)},
+        {"channels", data.channels == 0 ? json("auto") : json(data.channels)},
+        {"test_fraction", data.test_fraction}, {"skip_bad_images", data.skip_bad_images},
+        {"cache_dir", data.cache_dir}, {"num_classes", data.num_classes},
         {"train_size", data.train_size}, {"test_size", data.test_size}}},
       {"memory", {{"budget", budget}, {"strategy", memory.strategy}, {"offload_dir", memory.offload_dir}}},
       {"train",

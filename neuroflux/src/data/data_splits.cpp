@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "neuroflux/data/image_folder.h"
 #include "neuroflux/data/readers.h"
 #include "neuroflux/data/synthetic.h"
 #include "neuroflux/util/errors.h"
@@ -69,7 +70,54 @@ ImageSet prefix(ImageSet set, int64_t limit) {
           set.num_classes};
 }
 
-std::pair<ImageSet, ImageSet> load_raw(const DataConfig& config, uint64_t seed) {
+// The training file(s) and the test file(s) of a data set, before limits and the validation split.
+struct RawSets {
+  ImageSet train, test;
+  int64_t skipped_images = 0;
+};
+
+// uint8 pixels to the float [0, 1] the other readers give, for the samples `index` picks.
+ImageSet image_subset(const DecodedImageFolder& folder, const at::Tensor& index) {
+  UntrackedScope untracked;
+  return {folder.pixels.index_select(0, index).to(torch::kFloat32).div_(255.0),
+          folder.labels.index_select(0, index), static_cast<int64_t>(folder.classes.size())};
+}
+
+RawSets load_image_folder(const DataConfig& config, uint64_t seed, const std::string& cache_dir) {
+  DecodedImageFolder folder = decode_image_folder(image_folder_options(config, cache_dir));
+  const int64_t n = folder.labels.size(0);
+  at::Tensor train_index, test_index;
+  {
+    UntrackedScope untracked;
+    if (folder.has_test_folder) {
+      test_index = folder.test.nonzero().select(1, 0);
+      train_index = folder.test.logical_not().nonzero().select(1, 0);
+    } else {
+      // Like the validation split below: a seeded choice of samples, each split kept in folder
+      // order. Its own stream, so the test and validation choices are not correlated.
+      const auto n_test = static_cast<int64_t>(std::llround(config.test_fraction * n));
+      if (n_test < 1 || n_test >= n) {
+        throw ConfigError("/data/test_fraction: " + fraction_text(config.test_fraction) + " of " +
+                          std::to_string(n) + " images in " + config.root + " leaves " +
+                          (n_test < 1 ? "none to test on" : "none to train on"));
+      }
+      auto gen = at::make_generator<at::CPUGeneratorImpl>(mix(seed ^ 0x696d677465737431ull));
+      const auto order = torch::randperm(n, gen, torch::kInt64);
+      test_index = std::get<0>(order.narrow(0, 0, n_test).sort());
+      train_index = std::get<0>(order.narrow(0, n_test, n - n_test).sort());
+    }
+  }
+  // Only when skip_bad_images dropped a whole side of a train/ + test/ folder.
+  for (const auto& [index, side] :
+       {std::pair{train_index, "train"}, std::pair{test_index, "test"}}) {
+    if (index.numel() == 0)
+      throw DataError(config.root + "/" + side + ": every image was skipped as unreadable");
+  }
+  RawSets raw{image_subset(folder, train_index), image_subset(folder, test_index), folder.skipped};
+  return raw;
+}
+
+RawSets load_raw(const DataConfig& config, uint64_t seed, const std::string& cache_dir) {
   const auto& name = config.name;
   if (name == "fashion-mnist" || name == "mnist") {
     std::string root = config.root;
@@ -87,22 +135,26 @@ std::pair<ImageSet, ImageSet> load_raw(const DataConfig& config, uint64_t seed) 
                                            : "train.bin and test.bin or cifar-100-binary/");
     return {read_cifar(root, classes, true), read_cifar(root, classes, false)};
   }
+  if (name == "image_folder") return load_image_folder(config, seed, cache_dir);
   if (name == "synthetic") {
-    require_positive(config.image_size, "/data/image_size");
-    require_positive(config.channels, "/data/channels");
+    // "auto" (0): the sizes synthetic data has always had.
+    const int64_t image_size = config.image_size == 0 ? 32 : config.image_size;
+    const int64_t channels = config.channels == 0 ? 3 : config.channels;
+    require_positive(image_size, "/data/image_size");
+    require_positive(channels, "/data/channels");
     require_positive(config.train_size, "/data/train_size");
     require_positive(config.test_size, "/data/test_size");
-    if (config.image_size < 4) {
+    if (image_size < 4) {
       throw ConfigError("/data/image_size: expected at least 4 for synthetic data, got " +
-                        std::to_string(config.image_size));
+                        std::to_string(image_size));
     }
     if (config.num_classes < 2) {
       throw ConfigError("/data/num_classes: expected at least 2, got " +
                         std::to_string(config.num_classes));
     }
     SyntheticOptions options;
-    options.channels = config.channels;
-    options.image_size = config.image_size;
+    options.channels = channels;
+    options.image_size = image_size;
     options.num_classes = config.num_classes;
     options.samples = config.train_size;
     options.seed = seed;
@@ -113,12 +165,17 @@ std::pair<ImageSet, ImageSet> load_raw(const DataConfig& config, uint64_t seed) 
     return {std::move(train), make_synthetic(options)};
   }
   throw ConfigError("/data/name: unknown data set \"" + name +
-                    "\", expected fashion-mnist, mnist, cifar10, cifar100 or synthetic");
+                    "\", expected fashion-mnist, mnist, cifar10, cifar100, synthetic or "
+                    "image_folder");
 }
 
 }  // namespace
 
-DataSplits load_splits(const DataConfig& config, uint64_t seed) {
+std::string run_data_cache_dir(const Config& config) {
+  return config.output.dir.empty() ? "" : config.output.dir + "/data-cache";
+}
+
+DataSplits load_splits(const DataConfig& config, uint64_t seed, const std::string& cache_dir) {
   if (!(config.val_fraction >= 0.0 && config.val_fraction < 1.0)) {
     throw ConfigError("/data/val_fraction: expected a number in [0, 1), got " +
                       fraction_text(config.val_fraction));
@@ -126,11 +183,12 @@ DataSplits load_splits(const DataConfig& config, uint64_t seed) {
   require_non_negative(config.train_limit, "/data/train_limit");
   require_non_negative(config.test_limit, "/data/test_limit");
 
-  auto [full_train, full_test] = load_raw(config, seed);
-  full_train = prefix(std::move(full_train), config.train_limit);
+  RawSets raw = load_raw(config, seed, config.cache_dir.empty() ? cache_dir : config.cache_dir);
+  ImageSet full_train = prefix(std::move(raw.train), config.train_limit);
 
   DataSplits splits;
-  splits.test = prefix(std::move(full_test), config.test_limit);
+  splits.skipped_images = raw.skipped_images;
+  splits.test = prefix(std::move(raw.test), config.test_limit);
   splits.num_classes = full_train.num_classes;
   splits.channels = full_train.images.size(1);
   splits.height = full_train.images.size(2);

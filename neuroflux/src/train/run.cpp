@@ -63,12 +63,17 @@ PreparedRun prepare_run(const Config& config, int64_t local_ranks) {
   torch::manual_seed(static_cast<uint64_t>(config.seed));
 
   Stopwatch load_watch;
-  data::DataSplits splits = data::load_splits(config.data, static_cast<uint64_t>(config.seed));
+  data::DataSplits splits = data::load_splits(config.data, static_cast<uint64_t>(config.seed),
+                                              data::run_data_cache_dir(config));
+  const std::string skipped =
+      splits.skipped_images > 0
+          ? ", " + std::to_string(splits.skipped_images) + " unreadable image(s) skipped"
+          : "";
   log_line("data " + config.data.name + ": " + std::to_string(splits.train.size()) + " train, " +
            std::to_string(splits.val.size()) + " val, " + std::to_string(splits.test.size()) +
            " test, " + std::to_string(splits.channels) + "x" + std::to_string(splits.height) +
-           "x" + std::to_string(splits.width) + " (" + std::to_string(load_watch.seconds()) +
-           " s)");
+           "x" + std::to_string(splits.width) + skipped + " (" +
+           std::to_string(load_watch.seconds()) + " s)");
   check_splits_usable(splits, config.data);
   if (config.model.in_channels != 0 && config.model.in_channels != splits.channels)
     throw ConfigError("/model/in_channels: " + std::to_string(config.model.in_channels) +

@@ -129,6 +129,7 @@ Report make_report_skeleton(const Config& config, UnitChainImpl& model,
   r.extra["train_samples"] = data.train.size();
   r.extra["val_samples"] = data.val.size();
   r.extra["test_samples"] = data.test.size();
+  if (config.data.name == "image_folder") r.extra["skipped_images"] = data.skipped_images;
   return r;
 }
 

@@ -31,15 +31,23 @@ struct ModelConfig {
 };
 
 struct DataConfig {
-  std::string name = "fashion-mnist";  ///< fashion-mnist|mnist|cifar10|cifar100|synthetic
+  /// fashion-mnist|mnist|cifar10|cifar100|synthetic|image_folder
+  std::string name = "fashion-mnist";
   std::string root;                    ///< "" = the data set's default location
   double val_fraction = 0.1;           ///< share of the training set held out, by seed
   int64_t train_limit = 0;             ///< use only the first N training samples (0 = all)
   int64_t test_limit = 0;              ///< use only the first N test samples (0 = all)
   bool augment = false;                ///< random crop (padding 4 for 32px, 2 for 28px) + flip
+  // Synthetic data and image_folder. 0 = "auto": synthetic makes 32 px, 3 channels; an image
+  // folder keeps its images' own size (which must then agree) and is grey only when every
+  // image is.
+  int64_t image_size = 0;              ///< image_folder: shorter side resized, then centre-cropped
+  int64_t channels = 0;                ///< image_folder: 1 (luminance) or 3 (grey replicated)
+  // image_folder only.
+  double test_fraction = 0.2;          ///< held out for testing from a folder with no test/
+  bool skip_bad_images = false;        ///< skip unreadable images with a warning (else exit 3)
+  std::string cache_dir;               ///< decoded images; "" = OUT/data-cache
   // Synthetic data only.
-  int64_t image_size = 32;
-  int64_t channels = 3;
   int64_t num_classes = 10;
   int64_t train_size = 2048;
   int64_t test_size = 512;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "neuroflux/config/config.h"
@@ -16,12 +17,19 @@ struct DataSplits {
   std::vector<double> mean;   ///< per-channel, measured on the training split
   std::vector<double> stddev;
   int64_t channels = 0, height = 0, width = 0, num_classes = 0;
+  int64_t skipped_images = 0;  ///< image_folder: unreadable images left out (skip_bad_images)
 };
 
 /// Loads `config.name`, takes `train_limit` samples of the training file (a prefix), holds out
 /// `val_fraction` of them by a permutation drawn from `seed`, and normalises all three splits
-/// with the training split's per-channel mean and standard deviation.
-DataSplits load_splits(const DataConfig& config, uint64_t seed);
+/// with the training split's per-channel mean and standard deviation. An image folder without
+/// test/ first gives `test_fraction` of its images to the test split, by another stream of
+/// `seed`. `cache_dir` is where image_folder keeps its decoded images when `config.cache_dir` is
+/// "" (none at all when both are).
+DataSplits load_splits(const DataConfig& config, uint64_t seed, const std::string& cache_dir = "");
+
+/// The run's default for data.cache_dir: OUT/data-cache, or "" without an output directory.
+std::string run_data_cache_dir(const Config& config);
 
 /// Standard random crop (zero padding `padding`) and horizontal flip, batch-wise, drawn from
 /// `generator`'s stream. Returns a new tensor; `images` is not changed.
