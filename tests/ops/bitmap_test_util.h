@@ -8,6 +8,10 @@
 
 namespace neuroflux::test {
 
+/// Every dtype the bitmap operators take.
+inline const std::vector<at::ScalarType> kBitmapDtypes{at::kFloat, at::kDouble, at::kHalf,
+                                                      at::kBFloat16};
+
 /// The tensor's elements as same-width integers (a view), to compare bit patterns.
 inline at::Tensor bit_view(const at::Tensor& t) {
   switch (t.element_size()) {

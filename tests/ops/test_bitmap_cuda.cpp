@@ -20,18 +20,16 @@ using neuroflux::test::random_sparse;
 
 namespace {
 
-const std::vector<at::ScalarType> kDtypes{at::kFloat, at::kDouble, at::kHalf, at::kBFloat16};
-
 // Around warp (32), tile (2048 elements) and block boundaries, plus a large odd size.
-const std::vector<std::vector<int64_t>> kShapes{{0},    {1},    {31},   {32},      {33},
+const std::vector<std::vector<int64_t>> kCudaShapes{{0},    {1},    {31},   {32},      {33},
                                                 {2047}, {2048}, {2049}, {5, 4099}, {3, 333333}};
 
 }  // namespace
 
 TEST_CASE("bitmap pack/unpack on CUDA equal the CPU kernels", "[cuda][unit]") {
   if (!torch::cuda::is_available()) NEUROFLUX_SKIP("no CUDA device");
-  for (const auto dtype : kDtypes) {
-    for (const auto& shape : kShapes) {
+  for (const auto dtype : neuroflux::test::kBitmapDtypes) {
+    for (const auto& shape : kCudaShapes) {
       for (const double sparsity : {0.0, 0.5, 0.9, 1.0}) {
         INFO("dtype " << dtype << " sizes " << at::IntArrayRef(shape) << " sparsity " << sparsity);
         const at::Tensor x = random_sparse(shape, sparsity, dtype, 41);
@@ -66,8 +64,8 @@ TEST_CASE("bitmap unpack on CUDA rejects bad input like the CPU", "[cuda][unit]"
 
 TEST_CASE("bitmap relu kernels on CUDA equal the CPU kernels", "[cuda][unit]") {
   if (!torch::cuda::is_available()) NEUROFLUX_SKIP("no CUDA device");
-  for (const auto dtype : kDtypes) {
-    for (const auto& shape : kShapes) {
+  for (const auto dtype : neuroflux::test::kBitmapDtypes) {
+    for (const auto& shape : kCudaShapes) {
       INFO("dtype " << dtype << " sizes " << at::IntArrayRef(shape));
       const at::Tensor x = random_sparse(shape, 0.3, dtype, 43);
       const at::Tensor g = random_sparse(shape, 0.0, dtype, 44);

@@ -18,11 +18,9 @@ using neuroflux::test::random_sparse;
 
 namespace {
 
-const std::vector<at::ScalarType> kDtypes{at::kFloat, at::kDouble, at::kHalf, at::kBFloat16};
-
 // Awkward shapes: empty, one element, a 0-dim scalar, sizes around a word, more than one CPU
 // chunk (65536 elements) with a partial last word.
-const std::vector<std::vector<int64_t>> kShapes{
+const std::vector<std::vector<int64_t>> kCpuShapes{
     {0}, {3, 0, 5}, {1}, {}, {31}, {32}, {33}, {7, 13, 5}, {2, 3, 64}, {3, 70001}, {4, 1, 32769}};
 
 void check_round_trip(const at::Tensor& x) {
@@ -50,8 +48,8 @@ void check_round_trip(const at::Tensor& x) {
 }  // namespace
 
 TEST_CASE("bitmap round trip is exact for every dtype and awkward shapes", "[ops][unit]") {
-  for (const auto dtype : kDtypes) {
-    for (const auto& shape : kShapes) {
+  for (const auto dtype : neuroflux::test::kBitmapDtypes) {
+    for (const auto& shape : kCpuShapes) {
       // (No SECTIONs in loops: Catch2 would run each only for the first iteration.)
       check_round_trip(random_sparse(shape, 0.5, dtype, 1));                   // about half zeros
       check_round_trip(torch::zeros(shape, torch::dtype(dtype)));              // all zeros
@@ -62,7 +60,7 @@ TEST_CASE("bitmap round trip is exact for every dtype and awkward shapes", "[ops
 }
 
 TEST_CASE("bitmap pack of a non-contiguous tensor packs it in row-major order", "[ops][unit]") {
-  for (const auto dtype : kDtypes) {
+  for (const auto dtype : neuroflux::test::kBitmapDtypes) {
     const at::Tensor base = random_sparse({37, 45}, 0.5, dtype, 3);
     check_round_trip(base.t());                 // transposed
     check_round_trip(base.slice(1, 1, 44, 2));  // strided
@@ -75,7 +73,7 @@ TEST_CASE("bitmap pack of a non-contiguous tensor packs it in row-major order", 
 TEST_CASE("bitmap pack keeps -0.0 and NaN, so the round trip is bit-exact", "[ops][unit]") {
   const float nan = std::numeric_limits<float>::quiet_NaN();
   const at::Tensor x = torch::tensor({0.0f, -0.0f, 1.0f, nan, -nan, 0.0f, -2.5f});
-  for (const auto dtype : kDtypes) {
+  for (const auto dtype : neuroflux::test::kBitmapDtypes) {
     const at::Tensor xd = x.to(dtype);
     auto [mask, values] = ops::bitmap_pack(xd);
     REQUIRE(mask.item<int32_t>() == 0b1011110);  // elements 1, 2, 3, 4, 6

@@ -7,18 +7,17 @@
 #include <random>
 
 #include "neuroflux/recompute/checkpoint_schedule.h"
+#include "schedule_test_util.h"
 
 using namespace neuroflux;
+using neuroflux::test::checkpoint;
+using neuroflux::test::store;
 
 namespace {
 
-ScheduleNode store(int64_t stage) { return ScheduleNode::store(stage); }
-ScheduleNode checkpoint(int64_t first, int64_t last, std::vector<ScheduleNode> inner) {
-  return ScheduleNode::checkpoint(first, last, std::move(inner));
-}
 
 // Every byte count a multiple of `unit`, so a DP over budget/unit slots rounds nothing.
-ChainCosts random_chain(std::mt19937& rng, int64_t stages, int64_t unit) {
+ChainCosts random_chain_costs(std::mt19937& rng, int64_t stages, int64_t unit) {
   std::uniform_int_distribution<int64_t> bytes(1, 12);
   std::uniform_real_distribution<double> seconds(0.5, 3.0);
   ChainCosts c;
@@ -102,7 +101,7 @@ TEST_CASE("the checkpoint DP finds the fastest schedule that fits, as brute forc
   const int64_t unit = 1000;
   for (int trial = 0; trial < 60; ++trial) {
     const int64_t stages = 2 + trial % 4;   // up to 4 units and the classifier
-    ChainCosts costs = random_chain(rng, stages, unit);
+    ChainCosts costs = random_chain_costs(rng, stages, unit);
     const bool offload = trial % 2 == 1;
     costs.copy_bytes_per_second = offload ? 1e4 : 0;   // hides some transfers, not all
     const CheckpointSchedule all = store_all_schedule(costs);
@@ -124,7 +123,7 @@ TEST_CASE("the checkpoint DP is never slower than the sqrt(n) rule", "[recompute
   std::mt19937 rng(3);
   for (int trial = 0; trial < 40; ++trial) {
     const int64_t stages = 4 + trial % 10;
-    const ChainCosts costs = random_chain(rng, stages, 997);
+    const ChainCosts costs = random_chain_costs(rng, stages, 997);
     const CheckpointSchedule sqrt_rule = sqrt_schedule(costs);
     const int64_t budget = static_cast<int64_t>(sqrt_rule.predicted_activation_peak * 1.05);
     const auto dp = optimal_schedule(costs, budget, false);
@@ -137,7 +136,7 @@ TEST_CASE("the checkpoint DP is never slower than the sqrt(n) rule", "[recompute
 
 TEST_CASE("schedules at the extremes: everything stored, nothing fits", "[recompute][unit]") {
   std::mt19937 rng(5);
-  const ChainCosts costs = random_chain(rng, 7, 1000);
+  const ChainCosts costs = random_chain_costs(rng, 7, 1000);
   const CheckpointSchedule all = store_all_schedule(costs);
   const auto loose = optimal_schedule(costs, all.predicted_activation_peak * 2, false);
   REQUIRE(loose.has_value());
@@ -156,7 +155,7 @@ TEST_CASE("offloading is never slower than checkpointing, and equal when nothing
   std::mt19937 rng(21);
   int offloaded_somewhere = 0;
   for (int trial = 0; trial < 30; ++trial) {
-    ChainCosts costs = random_chain(rng, 6 + trial % 6, 1000);
+    ChainCosts costs = random_chain_costs(rng, 6 + trial % 6, 1000);
     const int64_t budget = sqrt_schedule(costs).predicted_activation_peak;
     costs.copy_bytes_per_second = 0;
     const auto checkpointed = optimal_schedule(costs, budget, false);
@@ -177,7 +176,7 @@ TEST_CASE("offloading is never slower than checkpointing, and equal when nothing
 
 TEST_CASE("schedules and costs round-trip through JSON", "[recompute][unit]") {
   std::mt19937 rng(9);
-  ChainCosts costs = random_chain(rng, 6, 1000);
+  ChainCosts costs = random_chain_costs(rng, 6, 1000);
   costs.copy_bytes_per_second = 5e3;
   costs.state_bytes = 1234;
   const ChainCosts back = ChainCosts::from_json(costs.to_json());

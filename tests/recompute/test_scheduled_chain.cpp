@@ -8,15 +8,14 @@
 #include "neuroflux/models/module_snapshot.h"
 #include "neuroflux/models/sequential_stage.h"
 #include "neuroflux/recompute/scheduled_chain.h"
+#include "schedule_test_util.h"
 
 using namespace neuroflux;
+using neuroflux::test::checkpoint;
+using neuroflux::test::store;
 
 namespace {
 
-ScheduleNode store(int64_t stage) { return ScheduleNode::store(stage); }
-ScheduleNode checkpoint(int64_t first, int64_t last, std::vector<ScheduleNode> inner) {
-  return ScheduleNode::checkpoint(first, last, std::move(inner));
-}
 
 // Five conv units with batch norm and dropout (so RNG and running statistics matter).
 UnitChain small_chain() {

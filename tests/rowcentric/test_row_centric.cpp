@@ -71,7 +71,7 @@ nn::Sequential random_chain(std::mt19937& rng, int64_t channels, int64_t h, int6
   return seq;
 }
 
-std::vector<at::Tensor> grads_of(const nn::Sequential& seq) {
+std::vector<at::Tensor> stack_grads_of(const nn::Sequential& seq) {
   std::vector<at::Tensor> g;
   for (const auto& p : seq->parameters()) g.push_back(p.grad().clone());
   return g;
@@ -103,7 +103,7 @@ TEST_CASE("row-centric stacks equal the plain stack in outputs and all gradients
     const at::Tensor ref = seq->forward(x_ref);
     const at::Tensor g = torch::randn(ref.sizes(), torch::dtype(torch::kDouble));
     ref.backward(g);
-    const auto ref_grads = grads_of(seq);
+    const auto ref_grads = stack_grads_of(seq);
     const int64_t rows_out = ref.size(2);
 
     const auto layers = rowcentric::row_layers_of(seq, "chain");
@@ -120,7 +120,7 @@ TEST_CASE("row-centric stacks equal the plain stack in outputs and all gradients
         CHECK(torch::allclose(y, ref, 1e-10, 1e-10));
         y.backward(g);
         CHECK(torch::allclose(x.grad(), x_ref.grad(), 1e-10, 1e-10));
-        const auto got = grads_of(seq);
+        const auto got = stack_grads_of(seq);
         REQUIRE(got.size() == ref_grads.size());
         for (size_t i = 0; i < got.size(); ++i) {
           INFO("parameter " << i);
@@ -142,7 +142,7 @@ TEST_CASE("a row-centric vgg-like stack in float32 matches within float toleranc
   at::Tensor xr = x0.clone().requires_grad_(true);
   const at::Tensor ref = seq->forward(xr);
   ref.sum().backward();
-  const auto ref_grads = grads_of(seq);
+  const auto ref_grads = stack_grads_of(seq);
   for (const auto scheme : {rowcentric::RowScheme::kOverlap, rowcentric::RowScheme::kTwoPhase}) {
     rowcentric::RowCentricStack stack(seq, rowcentric::RowCentricOptions{4, scheme});
     zero_grads(seq);
@@ -151,7 +151,7 @@ TEST_CASE("a row-centric vgg-like stack in float32 matches within float toleranc
     CHECK(torch::allclose(y, ref, 1e-4, 1e-5));
     y.sum().backward();
     CHECK(torch::allclose(x.grad(), xr.grad(), 1e-4, 1e-5));
-    const auto got = grads_of(seq);
+    const auto got = stack_grads_of(seq);
     for (size_t i = 0; i < got.size(); ++i) CHECK(torch::allclose(got[i], ref_grads[i], 1e-3, 1e-4));
   }
   // The stack shares the Sequential's parameters, and a clone does not.

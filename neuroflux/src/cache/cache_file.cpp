@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "neuroflux/util/errors.h"
+#include "neuroflux/util/size_format.h"
 
 namespace neuroflux::detail {
 namespace {
@@ -21,19 +22,6 @@ namespace {
 constexpr uint32_t kDtypeFloat32 = 1;
 constexpr uint32_t kDtypeFloat16 = 2;
 
-std::string hex(uint64_t value) {
-  std::ostringstream out;
-  out << "0x" << std::hex << std::setw(16) << std::setfill('0') << value;
-  return out.str();
-}
-
-std::string shape_text(const int64_t* dims, size_t ndim) {
-  std::ostringstream out;
-  out << '[';
-  for (size_t i = 0; i < ndim; ++i) out << (i > 0 ? ", " : "") << dims[i];
-  out << ']';
-  return out.str();
-}
 
 uint32_t header_crc_of(const CacheFileHeader& header) {
   return crc32_of(&header, offsetof(CacheFileHeader, header_crc));
@@ -77,7 +65,7 @@ at::ScalarType validate_cache_header(const std::string& path, const CacheFileHea
   if (header.header_crc != header_crc_of(header)) refuse(path, "corrupt: header checksum mismatch");
   // The key first: a file from another config or other weights is stale whatever its shape.
   if (header.key != key) {
-    refuse(path, "stale: produced by key " + hex(header.key) + ", expected " + hex(key));
+    refuse(path, "stale: produced by key " + hex64(header.key) + ", expected " + hex64(key));
   }
   at::ScalarType dtype;
   if (header.dtype == kDtypeFloat32) {
@@ -94,8 +82,8 @@ at::ScalarType validate_cache_header(const std::string& path, const CacheFileHea
   if (header.ndim != sample_shape.size() ||
       !std::equal(sample_shape.begin(), sample_shape.end(), header.dims)) {
     refuse(path, "shape mismatch: file holds samples of shape " +
-                     shape_text(header.dims, header.ndim) + ", expected " +
-                     shape_text(sample_shape.data(), sample_shape.size()));
+                     shape_string({header.dims, static_cast<size_t>(header.ndim)}) + ", expected " +
+                     shape_string(sample_shape));
   }
   if (header.count != count) {
     refuse(path, "count mismatch: file holds " + std::to_string(header.count) +

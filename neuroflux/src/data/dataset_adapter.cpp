@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "neuroflux/memory/memory_meter.h"
+#include "neuroflux/util/size_format.h"
 
 namespace neuroflux::data {
 namespace {
@@ -14,12 +15,6 @@ namespace {
 // Big enough that a MapDataset's per-batch overhead vanishes, small enough that one batch of
 // user tensors beside the gathered set stays a small share of host memory.
 constexpr size_t kCollectBatch = 256;
-
-std::string shape_string(at::IntArrayRef sizes) {
-  std::string out = "[";
-  for (size_t i = 0; i < sizes.size(); ++i) out += (i ? ", " : "") + std::to_string(sizes[i]);
-  return out + "]";
-}
 
 int64_t label_of(const at::Tensor& target, const std::string& what, size_t index) {
   if (!target.defined() || target.numel() != 1) {

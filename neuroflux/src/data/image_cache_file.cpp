@@ -16,20 +16,14 @@
 namespace neuroflux::data::detail {
 namespace {
 
-constexpr int64_t kMaxSide = int64_t{1} << 15;
+constexpr int64_t kMaxCachedSide = int64_t{1} << 15;
 constexpr int64_t kLabelBytes = 4, kFlagBytes = 1;
 
-uint32_t header_crc_of(const ImageCacheHeader& header) {
+uint32_t image_header_crc_of(const ImageCacheHeader& header) {
   return crc32_of(&header, offsetof(ImageCacheHeader, header_crc));
 }
 
-std::string hex(uint64_t value) {
-  std::ostringstream out;
-  out << "0x" << std::hex << std::setw(16) << std::setfill('0') << value;
-  return out.str();
-}
-
-const uint8_t* bytes_of(const at::Tensor& t) { return static_cast<const uint8_t*>(t.data_ptr()); }
+const uint8_t* pixel_bytes_of(const at::Tensor& t) { return static_cast<const uint8_t*>(t.data_ptr()); }
 uint64_t size_of(const at::Tensor& t) {
   return static_cast<uint64_t>(t.numel() * t.element_size());
 }
@@ -57,13 +51,13 @@ void write_image_cache(const std::string& path, uint64_t key, const CachedImages
   header.skipped = images.skipped;
   header.key = key;
   header.data_bytes = size_of(labels) + size_of(test) + size_of(pixels);
-  uint32_t crc = crc32_of(bytes_of(labels), size_of(labels));
-  crc = crc32_of(bytes_of(test), size_of(test), crc);
-  header.data_crc = crc32_of(bytes_of(pixels), size_of(pixels), crc);
-  header.header_crc = header_crc_of(header);
+  uint32_t crc = crc32_of(pixel_bytes_of(labels), size_of(labels));
+  crc = crc32_of(pixel_bytes_of(test), size_of(test), crc);
+  header.data_crc = crc32_of(pixel_bytes_of(pixels), size_of(pixels), crc);
+  header.header_crc = image_header_crc_of(header);
   write_atomic_bytes(path, [&](const ByteSink& sink) {
     sink(&header, sizeof header);
-    for (const auto* part : {&labels, &test, &pixels}) sink(bytes_of(*part), size_of(*part));
+    for (const auto* part : {&labels, &test, &pixels}) sink(pixel_bytes_of(*part), size_of(*part));
   });
 }
 
@@ -86,15 +80,15 @@ ImageCacheRead read_image_cache(const std::string& path, uint64_t key) {
     return refused("written in format version " + std::to_string(header.version) +
                        ", this build reads version " + std::to_string(kImageCacheVersion),
                    false);
-  if (header.header_crc != header_crc_of(header))
+  if (header.header_crc != image_header_crc_of(header))
     return refused("corrupt: header checksum mismatch", true);
   if (header.key != key)
     return refused(
-        "stale: decoded from key " + hex(header.key) + ", the folder now gives " + hex(key), false);
+        "stale: decoded from key " + hex64(header.key) + ", the folder now gives " + hex64(key), false);
   // The header checksum matched, so these fail only for a file written by broken code; still
   // checked, so that no size below can overflow or allocate what the file does not hold.
   if ((header.channels != 1 && header.channels != 3) || header.height < 1 ||
-      header.height > kMaxSide || header.width < 1 || header.width > kMaxSide || header.count < 0 ||
+      header.height > kMaxCachedSide || header.width < 1 || header.width > kMaxCachedSide || header.count < 0 ||
       header.num_classes < 1 || header.skipped < 0)
     return refused("corrupt: impossible header values", true);
   const uint64_t per_image = kLabelBytes + kFlagBytes +
@@ -118,7 +112,7 @@ ImageCacheRead read_image_cache(const std::string& path, uint64_t key) {
     if (!in.read(reinterpret_cast<char*>(part->data_ptr()),
                  static_cast<std::streamsize>(size_of(*part))))
       return refused("cannot read " + std::to_string(file_bytes) + " bytes", true);
-    crc = crc32_of(bytes_of(*part), size_of(*part), crc);
+    crc = crc32_of(pixel_bytes_of(*part), size_of(*part), crc);
   }
   if (crc != header.data_crc) return refused("corrupt: data checksum mismatch", true);
   if (n > 0 &&

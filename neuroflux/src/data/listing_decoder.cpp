@@ -20,7 +20,7 @@ namespace neuroflux::data::detail {
 namespace {
 
 // Images decoded between two progress updates; also bounds the decoded chunk held in memory.
-constexpr int64_t kChunk = 64;
+constexpr int64_t kDecodeChunk = 64;
 
 // One image after decoding, planar [channels, height, width], or why it could not be.
 struct Decoded {
@@ -77,7 +77,7 @@ Decoded decode_one(const ListedImage& image, const DecodeOptions& options) {
   return out;
 }
 
-std::string shape_text(int width, int height) {
+std::string size_text(int width, int height) {
   return std::to_string(width) + "x" + std::to_string(height);
 }
 
@@ -100,8 +100,8 @@ CachedImages decode_listing(const ImageListing& listing, const DecodeOptions& op
 
   Progress progress("decoding " + listing.root, n, "img/s");
   std::vector<Decoded> chunk;
-  for (int64_t start = 0; start < n; start += kChunk) {
-    const int64_t count = std::min(kChunk, n - start);
+  for (int64_t start = 0; start < n; start += kDecodeChunk) {
+    const int64_t count = std::min(kDecodeChunk, n - start);
     chunk.assign(static_cast<size_t>(count), Decoded{});
     at::parallel_for(0, count, 1, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i)
@@ -125,8 +125,8 @@ CachedImages decode_listing(const ImageListing& listing, const DecodeOptions& op
       } else if (decoded.height != pixels.size(2) || decoded.width != pixels.size(3)) {
         throw ConfigError(
             "/data/image_size: the images differ in size (" + first->path + " is " +
-            shape_text(static_cast<int>(pixels.size(3)), static_cast<int>(pixels.size(2))) + ", " +
-            image.path + " is " + shape_text(decoded.width, decoded.height) +
+            size_text(static_cast<int>(pixels.size(3)), static_cast<int>(pixels.size(2))) + ", " +
+            image.path + " is " + size_text(decoded.width, decoded.height) +
             "); set data.image_size to resize every image (shorter side, then a centre crop)");
       }
       auto target = pixels.select(0, good);

@@ -2,6 +2,7 @@
 
 #include "neuroflux/util/errors.h"
 #include "neuroflux/models/unit_chain.h"
+#include "neuroflux/util/size_format.h"
 
 #include <sstream>
 #include <unordered_set>
@@ -10,13 +11,6 @@ namespace neuroflux {
 
 namespace {
 
-std::string shape_string(at::IntArrayRef shape) {
-  std::ostringstream out;
-  out << "[";
-  for (size_t i = 0; i < shape.size(); ++i) out << (i ? ", " : "") << shape[i];
-  out << "]";
-  return out.str();
-}
 
 // Device and dtype of the dry run: those of the first parameter or buffer, so a chain built from
 // modules already moved to a GPU (or converted to double) is probed where it lives.

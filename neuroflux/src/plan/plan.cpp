@@ -37,7 +37,7 @@ namespace {
 // A plan read back may come from a file edited by hand (neuroflux.plan). Its problems are thrown
 // as nlohmann::json exceptions, like the parser's own, which the trainer reports as a ConfigError
 // naming the file; a plan that loads is one the trainer can follow.
-[[noreturn]] void refuse(const std::string& what) {
+[[noreturn]] void refuse_plan(const std::string& what) {
   throw json::other_error::create(501, "plan: " + what, nullptr);
 }
 
@@ -46,7 +46,7 @@ namespace {
 int64_t integer(const json& j, const char* key, int64_t min) {
   const json& v = j.at(key);
   if (!v.is_number_integer() || v.get<int64_t>() < min)
-    refuse(std::string(key) + " must be an integer >= " + std::to_string(min) + ", got " +
+    refuse_plan(std::string(key) + " must be an integer >= " + std::to_string(min) + ", got " +
            v.dump(-1, ' ', false, json::error_handler_t::replace));
   return v.get<int64_t>();
 }
@@ -57,7 +57,7 @@ int64_t integer(const json& j, const char* key, int64_t min) {
 void check_modes(const PlannedBlock& b) {
   for (const auto& m : b.unit_modes)
     if (m != "plain" && m != "recompute" && m != "row_centric")
-      refuse("unknown unit mode \"" + m + "\" (plain, recompute, row_centric)");
+      refuse_plan("unknown unit mode \"" + m + "\" (plain, recompute, row_centric)");
 }
 
 }  // namespace
@@ -68,10 +68,10 @@ Plan Plan::from_json(const json& j) {
   p.smallest_feasible_budget = integer(j, "smallest_feasible_budget", 0);
   p.predicted_seconds = j.at("predicted_seconds");
   if (j.contains("module_sizes")) {
-    if (!j.at("module_sizes").is_array()) refuse("module_sizes must be an array");
+    if (!j.at("module_sizes").is_array()) refuse_plan("module_sizes must be an array");
     for (const json& size : j.at("module_sizes")) {
       if (!size.is_number_integer() || size.get<int64_t>() < 1)
-        refuse("module_sizes must hold integers >= 1");
+        refuse_plan("module_sizes must hold integers >= 1");
       p.module_sizes.push_back(size.get<int64_t>());
     }
   }
@@ -84,25 +84,25 @@ Plan Plan::from_json(const json& j) {
     integer(h, "width", last ? 0 : 1);
     p.heads.push_back(AuxHeadSpec::from_json(h));
     if (p.heads.back().classifier != last)
-      refuse("head " + std::to_string(i) + (last ? " must" : " must not") + " be the classifier");
+      refuse_plan("head " + std::to_string(i) + (last ? " must" : " must not") + " be the classifier");
   }
   for (const auto& b : j.at("blocks")) {
     PlannedBlock block;
     const json& units = b.at("units");
     if (!units.is_array() || units.size() != 2 || !units[0].is_number_integer() ||
         !units[1].is_number_integer())
-      refuse("units must be [first, last], got " + units.dump());
+      refuse_plan("units must be [first, last], got " + units.dump());
     block.first_unit = units[0];
     block.last_unit = units[1];
     // Blocks cover the units in order, each starting where the previous one ended.
     const int64_t next = p.blocks.empty() ? 0 : p.blocks.back().last_unit + 1;
     if (block.first_unit != next || block.last_unit < block.first_unit)
-      refuse("block " + std::to_string(p.blocks.size()) + " covers units " + units.dump() +
+      refuse_plan("block " + std::to_string(p.blocks.size()) + " covers units " + units.dump() +
              "; it must start at unit " + std::to_string(next));
     block.batch_size = integer(b, "batch_size", 1);
     block.epochs = integer(b, "epochs", 1);
     block.lr = b.at("lr");
-    if (!std::isfinite(block.lr) || block.lr <= 0) refuse("lr must be a positive number");
+    if (!std::isfinite(block.lr) || block.lr <= 0) refuse_plan("lr must be a positive number");
     block.cache_batch_size = integer(b, "cache_batch_size", 1);
     block.predicted_peak_bytes = integer(b, "predicted_peak_bytes", 0);
     block.predicted_seconds = b.at("predicted_seconds");
@@ -111,7 +111,7 @@ Plan Plan::from_json(const json& j) {
     p.blocks.push_back(block);
   }
   if (p.blocks.empty() || p.blocks.back().last_unit + 1 != static_cast<int64_t>(p.heads.size()))
-    refuse("the blocks cover " +
+    refuse_plan("the blocks cover " +
            std::to_string(p.blocks.empty() ? 0 : p.blocks.back().last_unit + 1) +
            " units, the heads " + std::to_string(p.heads.size()));
   return p;

@@ -46,7 +46,7 @@ void use_chosen_schedule(MemoryStrategy& strategy, UnitChainImpl& model, WholeNe
 
 /// Data parallel: every rank starts from rank 0's weights (or its own checkpoint's), and hooks
 /// all-reduce gradient buckets while backward runs. Null when the run is one process.
-std::unique_ptr<GradReducer> join_ranks(const WholeNetworkRun& run, UnitChain& model,
+std::unique_ptr<GradReducer> join_ranks_whole(const WholeNetworkRun& run, UnitChain& model,
                                         const TrainingSetup& setup) {
   if (!run.comm()) return nullptr;
   if (!run.resuming()) broadcast_module(*run.comm(), *model);
@@ -108,7 +108,7 @@ Report BackpropTrainer::fit(UnitChain model, const data::DataSplits& data) {
 
   auto optimizer = make_optimizer(model->parameters(), config.train, config.train.lr);
   if (run.resuming()) run.load_checkpoint(*model, optimizer.get());
-  const std::unique_ptr<GradReducer> reducer = join_ranks(run, model, setup_);
+  const std::unique_ptr<GradReducer> reducer = join_ranks_whole(run, model, setup_);
 
   const double test_accuracy = run.train_and_test(
       *model, backprop_hooks(run, model, strategy, *optimizer, reducer.get(), data));

@@ -8,7 +8,7 @@ namespace neuroflux {
 
 namespace {
 // Batch norm cannot train on a batch of one sample, so the smallest batch tried is two.
-constexpr int64_t kMinBatch = 2;
+constexpr int64_t kSmallestBatch = 2;
 }  // namespace
 
 int64_t measure_trial_peak(MemoryMeter& meter, const BatchTrial& trial, int64_t batch_size) {
@@ -35,23 +35,23 @@ BatchFit largest_fitting_batch(MemoryMeter& meter, std::optional<int64_t> budget
                                const std::string& what) {
   BatchFit best;
   int64_t peak = 0;
-  if (!trial_fits(meter, budget, trial, kMinBatch, &peak)) {
-    const int64_t needed = measure_trial_peak(meter, trial, kMinBatch);
+  if (!trial_fits(meter, budget, trial, kSmallestBatch, &peak)) {
+    const int64_t needed = measure_trial_peak(meter, trial, kSmallestBatch);
     throw BudgetError("memory.budget " + format_size(*budget, true) + " fits no batch for " +
-                          what + ": batch " + std::to_string(kMinBatch) + " needs a peak of " + format_size(needed, true) +
+                          what + ": batch " + std::to_string(kSmallestBatch) + " needs a peak of " + format_size(needed, true) +
                           "; the smallest budget that would work is " +
                           format_size(needed, true),
                       needed);
   }
-  best = {kMinBatch, peak};
+  best = {kSmallestBatch, peak};
   if (!budget) {
     best.batch_size = max_batch;
     best.peak_bytes = measure_trial_peak(meter, trial, max_batch);
     return best;
   }
   // Doubling finds a bracket [lo fits, hi fails]; bisection narrows it.
-  int64_t lo = kMinBatch, hi = max_batch + 1;
-  for (int64_t b = 2 * kMinBatch; b <= max_batch; b *= 2) {
+  int64_t lo = kSmallestBatch, hi = max_batch + 1;
+  for (int64_t b = 2 * kSmallestBatch; b <= max_batch; b *= 2) {
     if (trial_fits(meter, budget, trial, b, &peak)) {
       lo = b;
       best = {b, peak};
@@ -92,7 +92,7 @@ BatchFit require_batch_fits(MemoryMeter& meter, std::optional<int64_t> budget, i
   } catch (const BudgetError& e) {
     smallest = e.smallest_feasible_bytes();
     hint = "; no batch fits: the smallest budget that would work (batch " +
-           std::to_string(kMinBatch) + ") is " +
+           std::to_string(kSmallestBatch) + ") is " +
            format_size(smallest, true);
   }
   throw BudgetError("memory.budget " + format_size(*budget, true) + " is too small for " + what +

@@ -67,7 +67,7 @@ void resume_local(WholeNetworkRun& run, LocalModel& model, Optimizers& optimizer
 
 /// Data parallel: every rank starts from rank 0's weights (or its own checkpoint's); empty when
 /// the run is one process.
-Reducers join_ranks(const WholeNetworkRun& run, LocalModel& model, const TrainingSetup& setup) {
+Reducers join_ranks_per_unit(const WholeNetworkRun& run, LocalModel& model, const TrainingSetup& setup) {
   Reducers reducers;
   if (!run.comm()) return reducers;
   if (!run.resuming()) broadcast_module(*run.comm(), *model);
@@ -133,7 +133,7 @@ Report LocalTrainer::fit(UnitChain chain, const data::DataSplits& data) {
 
   Optimizers optimizers = make_unit_optimizers(model, config.train, config.train.lr);
   if (run.resuming()) resume_local(run, model, optimizers);
-  const Reducers reducers = join_ranks(run, model, setup_);
+  const Reducers reducers = join_ranks_per_unit(run, model, setup_);
 
   const double test_accuracy =
       run.train_and_test(*model, local_hooks(run, model, optimizers, reducers));

@@ -3,6 +3,8 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <iomanip>
+#include <sstream>
 
 namespace neuroflux {
 
@@ -23,6 +25,12 @@ uint64_t fnv1a(const void* data, size_t bytes, uint64_t hash) {
   const auto* p = static_cast<const unsigned char*>(data);
   for (size_t i = 0; i < bytes; ++i) hash = (hash ^ p[i]) * 1099511628211ULL;
   return hash;
+}
+
+std::string hex64(uint64_t value) {
+  std::ostringstream out;
+  out << "0x" << std::hex << std::setw(16) << std::setfill('0') << value;
+  return out.str();
 }
 
 }  // namespace neuroflux

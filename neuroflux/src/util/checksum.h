@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 namespace neuroflux {
 
@@ -17,5 +18,8 @@ constexpr uint64_t kFnv1aStart = 1469598103934665603ULL;
 /// FNV-1a over `bytes` bytes, continuing from `hash`: cheap, stable across runs and machines, and
 /// enough to tell caches apart (not a defence against anyone crafting collisions).
 uint64_t fnv1a(const void* data, size_t bytes, uint64_t hash = kFnv1aStart);
+
+/// A key or checksum as error messages show it: "0x" and 16 hex digits.
+std::string hex64(uint64_t value);
 
 }  // namespace neuroflux

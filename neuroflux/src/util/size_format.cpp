@@ -64,4 +64,10 @@ std::string format_size(int64_t bytes, bool with_bytes) {
   return out;
 }
 
+std::string shape_string(c10::ArrayRef<int64_t> shape) {
+  std::string out = "[";
+  for (size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
+  return out + "]";
+}
+
 }  // namespace neuroflux
