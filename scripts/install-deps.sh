@@ -10,6 +10,7 @@ packages=(
   libopenblas0-pthread  # LibTorch calls libblas.so.3: OpenBLAS is ~35x the reference BLAS
   nlohmann-json3-dev libcxxopts-dev catch2 zlib1g-dev
   python3 python3-matplotlib
+  python3-torch       # tests/scripts/torchscript_export.sh loads model.pt in plain PyTorch
   dataset-fashion-mnist
 )
 
