@@ -11,6 +11,7 @@ packages=(
   nlohmann-json3-dev libcxxopts-dev catch2 zlib1g-dev
   libstb-dev          # stb_image: JPEG and PNG decoding for data.name = "image_folder"
   python3 python3-matplotlib
+  python3-torch       # tests/scripts/torchscript_export.sh loads model.pt in plain PyTorch
   dataset-fashion-mnist
 )
 

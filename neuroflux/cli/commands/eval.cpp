@@ -2,6 +2,7 @@
 // model, and of the full model when one is next to it.
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -12,6 +13,7 @@
 #include "neuroflux/exit/exported_model.h"
 #include "neuroflux/train/evaluate.h"
 #include "neuroflux/train/run.h"
+#include "neuroflux/util/atomic_file.h"
 #include "neuroflux/util/progress.h"
 
 namespace neuroflux::cli {
@@ -36,6 +38,24 @@ Measured measure(torch::nn::Sequential network, const data::ImageSet& test, int6
   return m;
 }
 
+/// The first `batch` test images and the network's logits for them, as a dict {"inputs",
+/// "logits"} that torch.load reads in Python: what a deployment of model.pt is checked against.
+void save_outputs(torch::nn::Sequential network, const data::ImageSet& test, int64_t batch,
+                  const c10::Device& device, const std::string& path) {
+  torch::NoGradGuard no_grad;
+  network->eval();
+  // clone(): a view would save the whole test set's storage.
+  const at::Tensor inputs = test.images.narrow(0, 0, std::min(batch, test.size())).clone();
+  const at::Tensor logits = network->forward(inputs.to(device)).to(torch::kCPU);
+  c10::Dict<std::string, at::Tensor> outputs;
+  outputs.insert("inputs", inputs);
+  outputs.insert("logits", logits);
+  const std::vector<char> bytes = torch::pickle_save(outputs);
+  write_file_atomic(path, std::string(bytes.begin(), bytes.end()));
+  std::printf("saved %lld inputs and their logits to %s\n",
+              static_cast<long long>(inputs.size(0)), path.c_str());
+}
+
 }  // namespace
 
 int eval_command(const Args& args) {
@@ -45,7 +65,11 @@ int eval_command(const Args& args) {
   options.add_options()("m,model", "exported model file", cxxopts::value<std::string>())(
       "full", "also evaluate this full-model export (default: full_model.pt beside --model)",
       cxxopts::value<std::string>())("batch", "inference batch size",
-                                     cxxopts::value<int64_t>()->default_value("256"));
+                                     cxxopts::value<int64_t>()->default_value("256"))(
+      "save-outputs",
+      "write the first batch of test images and the exported model's logits for them to FILE "
+      "(torch.load-able dict: inputs, logits), to check a deployment of the model against",
+      cxxopts::value<std::string>());
   const auto parsed = parse_args(options, args);
   if (parsed.count("help") != 0) {
     std::cout << options.help() << std::endl;
@@ -66,6 +90,8 @@ int eval_command(const Args& args) {
               static_cast<long long>(description.exit_unit),
               description.head.classifier ? "classifier" : "aux head", e.accuracy,
               static_cast<long long>(e.params), e.images_per_second);
+  if (parsed.count("save-outputs") != 0)
+    save_outputs(exported, data.test, batch, device, parsed["save-outputs"].as<std::string>());
   std::string full_path =
       (std::filesystem::path(parsed["model"].as<std::string>()).parent_path() / "full_model.pt")
           .string();

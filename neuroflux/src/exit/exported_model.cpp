@@ -1,23 +1,33 @@
 #include "neuroflux/exit/exported_model.h"
 
+#include <torch/csrc/jit/serialization/export.h>
+#include <torch/script.h>
 #include <torch/torch.h>
 
-#include "neuroflux/util/errors.h"
+#include <map>
+#include <optional>
+#include <sstream>
+
+#include "exit/torchscript_module.h"
 #include "neuroflux/models/model_zoo.h"
 #include "neuroflux/models/sequential_stage.h"
 #include "neuroflux/models/unit_groups.h"
 #include "neuroflux/util/atomic_file.h"
+#include "neuroflux/util/errors.h"
+#include "neuroflux/util/progress.h"
 
 namespace neuroflux {
 
 using nlohmann::json;
 
 namespace {
-constexpr const char* kDescriptionKey = "neuroflux_export";
+/// Where files written before the TorchScript format (format 1: a weights archive) keep the
+/// description: a string entry of the archive.
+constexpr const char* kLegacyDescriptionKey = "neuroflux_export";
 }
 
 json ExportDescription::to_json() const {
-  return {{"format", 1},
+  return {{"format", 2},
           {"exit_unit", exit_unit},
           {"head", head.to_json()},
           {"model", model_config},
@@ -76,27 +86,81 @@ void save_full_chain(UnitChain& chain, const Config& config, const std::string& 
 
 void save_exported(const torch::nn::Sequential& network, const ExportDescription& description,
                    const std::string& path) {
-  torch::serialize::OutputArchive archive;
-  network->save(archive);
-  archive.write(kDescriptionKey, c10::IValue(description.to_json().dump()));
-  write_archive_atomic(path, archive);
+  // TorchScript, so the file runs without NeuroFlux (torch::jit::load, torch.jit.load); the
+  // forward is written out per layer rather than traced (exit/torchscript_module.h says why).
+  // The description rides along as an extra file of the archive.
+  const ScriptedNetwork scripted = script_network(*network);
+  if (!scripted.unsupported.empty()) {
+    log_line(path + ": written without a TorchScript forward (" + scripted.unsupported +
+             "): it holds the weights and the description only");
+  }
+  const torch::jit::ExtraFilesMap extra{{kExportDescriptionFile, description.to_json().dump()}};
+  write_atomic_bytes(path, [&](const ByteSink& sink) {
+    torch::jit::ExportModule(scripted.module, sink, extra);
+  });
 }
 
+namespace {
+
+/// Copies the TorchScript module's parameters and buffers into `network`'s of the same names;
+/// both sets of names must be the same and every shape must match.
+void load_weights(torch::nn::Module& network, const torch::jit::Module& scripted,
+                  const std::string& path) {
+  std::map<std::string, at::Tensor> saved;
+  for (const auto& p : scripted.named_parameters(/*recurse=*/true)) saved.emplace(p.name, p.value);
+  for (const auto& b : scripted.named_buffers(/*recurse=*/true)) saved.emplace(b.name, b.value);
+  const std::string mismatch = path + ": weights do not match the described network: ";
+  torch::NoGradGuard no_grad;
+  const auto copy = [&](const std::string& name, at::Tensor& target) {
+    const auto it = saved.find(name);
+    if (it == saved.end()) throw DataError(mismatch + "no tensor " + name + " in the file");
+    if (it->second.sizes() != target.sizes()) {
+      std::ostringstream msg;
+      msg << mismatch << name << " is " << it->second.sizes() << " in the file, "
+          << target.sizes() << " in the network";
+      throw DataError(msg.str());
+    }
+    target.copy_(it->second);
+    saved.erase(it);
+  };
+  for (auto& p : network.named_parameters(/*recurse=*/true)) copy(p.key(), p.value());
+  for (auto& b : network.named_buffers(/*recurse=*/true)) copy(b.key(), b.value());
+  if (!saved.empty())
+    throw DataError(mismatch + "the file's " + saved.begin()->first + " has no place in it");
+}
+
+}  // namespace
+
 torch::nn::Sequential load_exported(const std::string& path, ExportDescription* description) {
-  torch::serialize::InputArchive archive;
+  // Format 2 is a TorchScript module with the description as an extra file. Format 1 (earlier
+  // versions) was a torch::serialize archive, which torch::jit::load reads too (an archive is a
+  // module without methods) but without that extra file; its description is an entry inside.
+  torch::jit::ExtraFilesMap extra{{kExportDescriptionFile, ""}};
+  torch::jit::Module scripted;
+  std::optional<torch::serialize::InputArchive> legacy;
   ExportDescription d;
   json description_json;
   try {
-    archive.load_from(path);
-    c10::IValue text;
-    if (!archive.try_read(kDescriptionKey, text))
-      throw DataError(path + ": not a NeuroFlux exported model (no description inside)");
-    description_json = json::parse(text.toStringRef());
+    scripted = torch::jit::load(path, torch::Device(torch::kCPU), extra);
+    std::string text = extra[kExportDescriptionFile];
+    if (text.empty()) {
+      legacy.emplace();
+      legacy->load_from(path);
+      c10::IValue value;
+      if (!legacy->try_read(kLegacyDescriptionKey, value))
+        throw DataError(path + ": not a NeuroFlux exported model (no description inside)");
+      text = value.toStringRef();
+    }
+    description_json = json::parse(text);
     d = ExportDescription::from_json(description_json);
+  } catch (const Error&) {
+    throw;
   } catch (const c10::Error& e) {
     throw DataError(path + ": cannot read the exported model: " + e.what_without_backtrace());
   } catch (const json::exception& e) {
     throw DataError(path + ": damaged export description: " + e.what());
+  } catch (const std::exception& e) {  // torch::jit::ErrorReport: damaged TorchScript code
+    throw DataError(path + ": cannot read the exported model: " + e.what());
   }
   json model_json = d.model_config;
   json wrapper = {{"model", model_json}};
@@ -117,7 +181,10 @@ torch::nn::Sequential load_exported(const std::string& path, ExportDescription* 
                                                    d.num_classes);
   torch::nn::Sequential network = exit_network(chain, d.exit_unit, head);
   try {
-    network->load(archive);
+    if (legacy)
+      network->load(*legacy);
+    else
+      load_weights(*network, scripted, path);
   } catch (const c10::Error& e) {
     throw DataError(path + ": weights do not match the described network: " +
                     e.what_without_backtrace());

@@ -1,6 +1,12 @@
 // The exported model file: units 0..exit followed by one head, as a torch::nn::Sequential
 // ("unit0", ..., "unitK", "head") saved with its description (which units, which head, the
 // model config), so `neuroflux eval` and users can rebuild and reload it.
+//
+// The file is a TorchScript module (format 2): torch::jit::load in plain LibTorch and
+// torch.jit.load in Python give a module whose forward(images) returns the logits, using only
+// standard (aten) operators, with the Sequential's parameter and buffer names. The description
+// is the archive's extra file kExportDescriptionFile (JSON). Files of format 1 (a weights archive
+// with the description inside) still load with load_exported.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -14,6 +20,9 @@
 #include "neuroflux/models/unit_chain.h"
 
 namespace neuroflux {
+
+/// The extra file of the TorchScript archive that holds ExportDescription::to_json().
+inline constexpr const char* kExportDescriptionFile = "neuroflux_export.json";
 
 struct ExportDescription {
   int64_t exit_unit = 0;
@@ -34,12 +43,14 @@ torch::nn::Sequential exit_network(UnitChain& chain, int64_t exit_unit, torch::n
 /// A local model's early exit at `unit`: its units 0..unit followed by that unit's head.
 torch::nn::Sequential exit_network(LocalModel& model, int64_t unit);
 
-/// Writes `network` and `description` to `path` atomically.
+/// Writes `network` as TorchScript (in eval mode: batch norm on its running statistics, dropout
+/// off) with `description` to `path` atomically. A layer the TorchScript writer does not know (a
+/// user's own module) leaves the file without a forward method, which is logged.
 void save_exported(const torch::nn::Sequential& network, const ExportDescription& description,
                    const std::string& path);
 
-/// Rebuilds the architecture from the file's description and loads the weights. A file that is
-/// not a NeuroFlux export, or is damaged, is a DataError naming it.
+/// Rebuilds the architecture from the file's description and loads the weights (from either
+/// format). A file that is not a NeuroFlux export, or is damaged, is a DataError naming it.
 torch::nn::Sequential load_exported(const std::string& path, ExportDescription* description);
 
 int64_t parameter_count(const torch::nn::Sequential& network);
