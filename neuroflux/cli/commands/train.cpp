@@ -5,6 +5,7 @@
 #include "config_args.h"
 #include "neuroflux/distributed/communicator.h"
 #include "neuroflux/distributed/launch.h"
+#include "neuroflux/report/run_summary.h"
 #include "neuroflux/train/run.h"
 
 namespace neuroflux::cli {
@@ -84,12 +85,10 @@ int train_command(const Args& args) {
   const Report report = run_training(config, parsed.count("resume") != 0, comm,
                                      job.local_world_size);
   if (comm && comm->rank() > 0) return 0;
-  std::printf("method %s  model %s  test accuracy %.4f  val accuracy %.4f  peak %lld bytes  "
-              "train %.1f s\n",
-              report.method.c_str(), report.model.c_str(), report.final.test_accuracy,
-              report.final.val_accuracy, static_cast<long long>(report.peak_memory_bytes),
-              report.train_seconds);
-  std::printf("report: %s/report.json\n", config.output.dir.c_str());
+  // The result of the command, on stdout like the other commands' (NEUROFLUX_QUIET silences only
+  // progress and log lines, on stderr).
+  std::fputs(run_summary(report, config.output.dir).c_str(), stdout);
+  std::fflush(stdout);
   return 0;
 }
 
