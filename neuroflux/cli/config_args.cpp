@@ -21,9 +21,8 @@ std::string first_unknown_option(const cxxopts::Options& options, const Args& ar
   for (const auto& word : args) {
     if (word == "--") break;
     if (word.rfind("--", 0) == 0) {
-      const std::string name = word.substr(2, word.find('=') == std::string::npos
-                                                   ? std::string::npos
-                                                   : word.find('=') - 2);
+      const std::string name = word.substr(
+          2, word.find('=') == std::string::npos ? std::string::npos : word.find('=') - 2);
       if (std::find(names.begin(), names.end(), name) == names.end()) return name;
     } else if (word.size() >= 2 && word[0] == '-' &&
                std::isdigit(static_cast<unsigned char>(word[1])) == 0) {

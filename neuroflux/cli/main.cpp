@@ -5,8 +5,8 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
-#include <utility>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "commands.h"
@@ -54,8 +54,9 @@ const std::vector<std::pair<std::string, CommandEntry>>& commands() {
 }
 
 void usage(FILE* out) {
-  std::fprintf(out, "usage: neuroflux COMMAND [options]   "
-                    "(neuroflux COMMAND --help: its options and more examples)\n\nCommands:\n");
+  std::fprintf(out,
+               "usage: neuroflux COMMAND [options]   "
+               "(neuroflux COMMAND --help: its options and more examples)\n\nCommands:\n");
   for (const auto& [name, entry] : commands())
     std::fprintf(out, "  %-14s %s\n", name.c_str(), entry.what);
   std::fprintf(out, "\nExamples:\n");
@@ -100,8 +101,10 @@ int main(int argc, char** argv) {
   const CommandEntry* command = find_command(name);
   if (command == nullptr) {
     if (name[0] == '-')
-      std::fprintf(stderr, "neuroflux: unknown command '%s': the command comes first "
-                           "(neuroflux COMMAND [options])\n\n", name.c_str());
+      std::fprintf(stderr,
+                   "neuroflux: unknown command '%s': the command comes first "
+                   "(neuroflux COMMAND [options])\n\n",
+                   name.c_str());
     else
       std::fprintf(stderr, "neuroflux: unknown command '%s'%s\n\n", name.c_str(),
                    neuroflux::did_you_mean(name, command_names()).c_str());

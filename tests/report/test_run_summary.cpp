@@ -1,6 +1,5 @@
 // The table `neuroflux train` ends with, from hand-made reports.
 #include <catch2/catch.hpp>
-
 #include <sstream>
 #include <string>
 #include <vector>
@@ -67,8 +66,8 @@ TEST_CASE("the run summary is an aligned table of a neuroflux run", "[report][un
   REQUIRE(lines.size() == 11);
   CHECK(lines[0] == "run summary");
   // Labels in this order, each value starting in column 14.
-  const std::vector<std::string> labels = {"method", "test acc", "peak", "budget", "time",
-                                           "blocks", "exit", "run dir", "report", "model"};
+  const std::vector<std::string> labels = {"method", "test acc", "peak",    "budget", "time",
+                                           "blocks", "exit",     "run dir", "report", "model"};
   for (size_t i = 0; i < labels.size(); ++i) {
     INFO(lines[i + 1]);
     CHECK(lines[i + 1].rfind("  " + labels[i], 0) == 0);
@@ -80,8 +79,7 @@ TEST_CASE("the run summary is an aligned table of a neuroflux run", "[report][un
   CHECK(row(lines, "test acc") == "0.9013 (validation 0.9075)");
   CHECK(row(lines, "peak") == "12.5 MiB (13,107,200 bytes), 0.78 of the budget");
   CHECK(row(lines, "budget") == "16.0 MiB (16,777,216 bytes)");
-  CHECK(row(lines, "time") ==
-        "125.3 s (2 min 05 s) training, 4.5 s evaluation, 6 epochs");
+  CHECK(row(lines, "time") == "125.3 s (2 min 05 s) training, 4.5 s evaluation, 6 epochs");
   CHECK(row(lines, "blocks") ==
         "3 blocks (units:batch) 0-1:64  2:128  3-5:256; units 6-7 untrained (progressive exit)");
   CHECK(row(lines, "exit") == "unit 5: 123,456 params, 0.10x the full model's 1,234,567");

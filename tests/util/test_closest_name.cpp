@@ -1,5 +1,4 @@
 #include <catch2/catch.hpp>
-
 #include <string>
 #include <vector>
 
@@ -15,19 +14,19 @@ TEST_CASE("edit distance counts inserts, deletes, substitutions and adjacent swa
   CHECK(edit_distance("", "abc") == 3);
   CHECK(edit_distance("abc", "") == 3);
   CHECK(edit_distance("train", "train") == 0);
-  CHECK(edit_distance("trian", "train") == 1);   // swap
-  CHECK(edit_distance("confg", "config") == 1);  // insert
-  CHECK(edit_distance("epochz", "epochs") == 1);  // substitute
+  CHECK(edit_distance("trian", "train") == 1);       // swap
+  CHECK(edit_distance("confg", "config") == 1);      // insert
+  CHECK(edit_distance("epochz", "epochs") == 1);     // substitute
   CHECK(edit_distance("threadss", "threads") == 1);  // delete
-  CHECK(edit_distance("Train", "train") == 0);    // case is ignored
+  CHECK(edit_distance("Train", "train") == 0);       // case is ignored
   CHECK(edit_distance("kitten", "sitting") == 3);
   CHECK(edit_distance("ca", "abc") == 3);  // optimal string alignment, not full Damerau
   CHECK(edit_distance("abc", "ca") == edit_distance("ca", "abc"));
 }
 
 TEST_CASE("the closest name is offered only for a likely typo", "[util][unit]") {
-  const std::vector<std::string> commands = {"bench",   "bench-ops", "bench-rowconv", "eval",
-                                             "plan",    "profile",   "train"};
+  const std::vector<std::string> commands = {"bench", "bench-ops", "bench-rowconv", "eval",
+                                             "plan",  "profile",   "train"};
   CHECK(closest_name("trian", commands) == std::optional<std::string>("train"));
   CHECK(closest_name("tarin", commands) == std::optional<std::string>("train"));
   CHECK(closest_name("prfile", commands) == std::optional<std::string>("profile"));

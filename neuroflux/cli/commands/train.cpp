@@ -47,22 +47,20 @@ int train_command(const Args& args) {
       ("master", "HOST:PORT of rank 0's rendezvous (TCPStore)", cxxopts::value<std::string>());
   const auto parsed = parse_args(options, args);
   if (parsed.count("help") != 0) {
-    std::cout << help_text(options,
-                           {{"the quickstart config (simplecnn on Fashion-MNIST) into runs/quick/",
-                             "neuroflux train --config configs/quickstart.json --out runs/quick"},
-                            {"the same, trained block by block by NeuroFlux under 16 MiB",
-                             "neuroflux train --config configs/quickstart.json --set method=neuroflux "
-                             "--set memory.budget=16MiB --out runs/quick-nf"},
-                            {"backprop at the largest batch that fits 16 MiB",
-                             "neuroflux train --config configs/vgg11-fmnist.json --set method=backprop "
-                             "--set memory.budget=16MiB --set train.batch_size=auto --out runs/vgg11-bp"},
-                            {"continue a killed run where its last checkpoint left it",
-                             "neuroflux train --config configs/quickstart.json --out runs/quick --resume"},
-                            {"data parallel over 2 local ranks",
-                             "neuroflux train --config configs/quickstart.json --nproc 2 "
-                             "--out runs/quick-2ranks"}},
-                           {"", "distributed"})
-              << std::endl;
+    const std::vector<Example> examples = {
+        {"the quickstart config (simplecnn on Fashion-MNIST) into runs/quick/",
+         "neuroflux train --config configs/quickstart.json --out runs/quick"},
+        {"the same, trained block by block by NeuroFlux under 16 MiB",
+         "neuroflux train --config configs/quickstart.json --set method=neuroflux "
+         "--set memory.budget=16MiB --out runs/quick-nf"},
+        {"backprop at the largest batch that fits 16 MiB",
+         "neuroflux train --config configs/vgg11-fmnist.json --set method=backprop "
+         "--set memory.budget=16MiB --set train.batch_size=auto --out runs/vgg11-bp"},
+        {"continue a killed run where its last checkpoint left it",
+         "neuroflux train --config configs/quickstart.json --out runs/quick --resume"},
+        {"data parallel over 2 local ranks",
+         "neuroflux train --config configs/quickstart.json --nproc 2 --out runs/quick-2ranks"}};
+    std::cout << help_text(options, examples, {"", "distributed"}) << std::endl;
     return 0;
   }
   const Config config = load_config(parsed);

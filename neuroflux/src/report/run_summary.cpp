@@ -73,14 +73,15 @@ std::string thousands(int64_t value) {
 
 std::string run_summary(const Report& r, const std::string& run_dir) {
   std::vector<std::pair<std::string, std::string>> rows;
-  const bool whole_network = r.method == "backprop" || (r.method == "local" && r.blocks.size() <= 1);
+  const bool whole_network =
+      r.method == "backprop" || (r.method == "local" && r.blocks.size() <= 1);
 
   std::string what = r.model + " on " + r.dataset + ", " + r.device;
   if (r.extra.contains("world_size"))
     what += ", " + std::to_string(r.extra["world_size"].get<int64_t>()) + " ranks";
   rows.push_back({"method", r.method + " (" + what + ")"});
   rows.push_back({"test acc", printf_string("%.4f (validation %.4f)", r.final.test_accuracy,
-                                             r.final.val_accuracy)});
+                                            r.final.val_accuracy)});
 
   std::string peak = size_text(r.peak_memory_bytes);
   if (r.budget_bytes && *r.budget_bytes > 0) {
@@ -107,25 +108,26 @@ std::string run_summary(const Report& r, const std::string& run_dir) {
     for (const auto& b : r.blocks)
       items.push_back(units_text(b.first_unit, b.last_unit) + ":" + std::to_string(b.batch_size));
     const char* noun = stages ? " stage" : " block";
-    std::string first = std::to_string(r.blocks.size()) + noun +
-                        (r.blocks.size() == 1 ? "" : "s") + " (units:batch) ";
+    std::string first = std::to_string(r.blocks.size()) + noun + (r.blocks.size() == 1 ? "" : "s") +
+                        " (units:batch) ";
     std::string text = wrap(items, "  ", first);
     if (r.extra.contains("untrained_units") && r.extra["untrained_units"].is_array() &&
         !r.extra["untrained_units"].empty()) {
       const auto& untrained = r.extra["untrained_units"];
-      text += "; units " + units_text(untrained.front().get<int64_t>(),
-                                      untrained.back().get<int64_t>()) +
+      text += "; units " +
+              units_text(untrained.front().get<int64_t>(), untrained.back().get<int64_t>()) +
               " untrained (progressive exit)";
     }
     rows.push_back({stages ? "stages" : "blocks", text});
   }
 
-  std::string exit = "unit " + std::to_string(r.final.exit_unit) + ": " +
-                     thousands(r.final.params) + " params";
+  std::string exit =
+      "unit " + std::to_string(r.final.exit_unit) + ": " + thousands(r.final.params) + " params";
   if (r.full_model_params > 0 && r.final.params != r.full_model_params)
-    exit += printf_string(", %.2fx the full model's ", static_cast<double>(r.final.params) /
-                                                         static_cast<double>(r.full_model_params)) +
-            thousands(r.full_model_params);
+    exit +=
+        printf_string(", %.2fx the full model's ", static_cast<double>(r.final.params) /
+                                                       static_cast<double>(r.full_model_params)) +
+        thousands(r.full_model_params);
   else
     exit += " (the whole network)";
   rows.push_back({"exit", exit});
