@@ -158,7 +158,18 @@ int bench_command(const Args& args) {
       "resume", "skip methods whose report.json already exists");
   const auto parsed = parse_args(options, args);
   if (parsed.count("help") != 0) {
-    std::cout << options.help() << std::endl;
+    const std::vector<Example> examples = {
+        {"backprop against NeuroFlux under 16 MiB",
+         "neuroflux bench --config configs/quickstart.json --set memory.budget=16MiB "
+         "--methods backprop,neuroflux --out runs/bench"},
+        {"with variants: recomputation for backprop, deep heads for NeuroFlux",
+         "neuroflux bench --config configs/vgg11-fmnist.json --set memory.budget=16MiB "
+         "--methods backprop,backprop+checkpoint,local,neuroflux,neuroflux+deep "
+         "--out runs/bench-vgg11"},
+        {"rerun only the methods that have no report.json yet",
+         "neuroflux bench --config configs/vgg11-fmnist.json --set memory.budget=16MiB "
+         "--out runs/bench-vgg11 --resume"}};
+    std::cout << help_text(options, examples) << std::endl;
     return 0;
   }
   const Config base = load_config(parsed);

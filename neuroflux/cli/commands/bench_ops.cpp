@@ -85,7 +85,11 @@ int bench_ops_command(const Args& args) {
       "h,help", "print this help");
   const auto parsed = parse_args(options, args);
   if (parsed.count("help") != 0) {
-    std::printf("%s\n", options.help().c_str());
+    const std::vector<Example> examples = {
+        {"16 Mi elements, 20 repeats, all cores", "neuroflux bench-ops"},
+        {"a quick run on one thread, figures to a file",
+         "neuroflux bench-ops --size 1048576 --repeats 5 --threads 1 --json bench-ops.json"}};
+    std::printf("%s\n", help_text(options, examples).c_str());
     return 0;
   }
   const int64_t n = parsed["size"].as<int64_t>();

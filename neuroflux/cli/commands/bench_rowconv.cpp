@@ -73,7 +73,12 @@ int bench_rowconv_command(const Args& args) {
       "h,help", "print this help");
   const auto parsed = parse_args(options, args);
   if (parsed.count("help") != 0) {
-    std::printf("%s\n", options.help().c_str());
+    const std::vector<Example> examples = {
+        {"vgg16 at 128 px, batch 8, 4, 8 and 16 stripes", "neuroflux bench-rowconv"},
+        {"a smaller run, figures to a file",
+         "neuroflux bench-rowconv --model vgg11 --image-size 64 --stripes 4,8 "
+         "--json bench-rowconv.json"}};
+    std::printf("%s\n", help_text(options, examples).c_str());
     return 0;
   }
   const std::string model_name = parsed["model"].as<std::string>();

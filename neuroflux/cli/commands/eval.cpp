@@ -72,7 +72,13 @@ int eval_command(const Args& args) {
       cxxopts::value<std::string>());
   const auto parsed = parse_args(options, args);
   if (parsed.count("help") != 0) {
-    std::cout << options.help() << std::endl;
+    const std::vector<Example> examples = {
+        {"the model `neuroflux train --config configs/quickstart.json` exported",
+         "neuroflux eval --config configs/quickstart.json --model runs/quickstart/model.pt"},
+        {"a NeuroFlux early exit against the full model saved beside it",
+         "neuroflux eval --config configs/vgg11-fmnist.json --model runs/vgg11-fmnist/model.pt "
+         "--batch 512"}};
+    std::cout << help_text(options, examples) << std::endl;
     return 0;
   }
   if (parsed.count("model") == 0) throw ConfigError("--model FILE is required");

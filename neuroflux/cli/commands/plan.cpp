@@ -26,7 +26,24 @@ int profile_or_plan(const Args& args, bool plan_wanted) {
                           cxxopts::value<int>());
   const auto parsed = parse_args(options, args);
   if (parsed.count("help") != 0) {
-    std::cout << options.help() << std::endl;
+    std::vector<Example> examples;
+    if (plan_wanted) {
+      examples = {
+          {"NeuroFlux's blocks and batch sizes for vgg11 under 32 MiB",
+           "neuroflux plan --config configs/vgg11-fmnist.json --set memory.budget=32MiB"},
+          {"save it; `train --set neuroflux.plan=vgg11-plan.json` then follows it",
+           "neuroflux plan --config configs/vgg11-fmnist.json --set memory.budget=32MiB "
+           "--save vgg11-plan.json"},
+          {"pipeline mode: which units each of 2 ranks would train",
+           "neuroflux plan --config configs/vgg11-fmnist.json --set method=local --world-size 2"}};
+    } else {
+      examples = {{"every unit's memory and time as a table",
+                   "neuroflux profile --config configs/quickstart.json"},
+                  {"as JSON, also saved to a file",
+                   "neuroflux profile --config configs/vgg11-fmnist.json --json "
+                   "--save vgg11-profile.json"}};
+    }
+    std::cout << help_text(options, examples) << std::endl;
     return 0;
   }
   const Config config = load_config(parsed);

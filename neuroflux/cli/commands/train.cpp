@@ -5,6 +5,7 @@
 #include "config_args.h"
 #include "neuroflux/distributed/communicator.h"
 #include "neuroflux/distributed/launch.h"
+#include "neuroflux/report/run_summary.h"
 #include "neuroflux/train/run.h"
 
 namespace neuroflux::cli {
@@ -46,7 +47,20 @@ int train_command(const Args& args) {
       ("master", "HOST:PORT of rank 0's rendezvous (TCPStore)", cxxopts::value<std::string>());
   const auto parsed = parse_args(options, args);
   if (parsed.count("help") != 0) {
-    std::cout << options.help({"", "distributed"}) << std::endl;
+    const std::vector<Example> examples = {
+        {"the quickstart config (simplecnn on Fashion-MNIST) into runs/quick/",
+         "neuroflux train --config configs/quickstart.json --out runs/quick"},
+        {"the same, trained block by block by NeuroFlux under 16 MiB",
+         "neuroflux train --config configs/quickstart.json --set method=neuroflux "
+         "--set memory.budget=16MiB --out runs/quick-nf"},
+        {"backprop at the largest batch that fits 16 MiB",
+         "neuroflux train --config configs/vgg11-fmnist.json --set method=backprop "
+         "--set memory.budget=16MiB --set train.batch_size=auto --out runs/vgg11-bp"},
+        {"continue a killed run where its last checkpoint left it",
+         "neuroflux train --config configs/quickstart.json --out runs/quick --resume"},
+        {"data parallel over 2 local ranks",
+         "neuroflux train --config configs/quickstart.json --nproc 2 --out runs/quick-2ranks"}};
+    std::cout << help_text(options, examples, {"", "distributed"}) << std::endl;
     return 0;
   }
   const Config config = load_config(parsed);
@@ -69,12 +83,10 @@ int train_command(const Args& args) {
   const Report report = run_training(config, parsed.count("resume") != 0, comm,
                                      job.local_world_size);
   if (comm && comm->rank() > 0) return 0;
-  std::printf("method %s  model %s  test accuracy %.4f  val accuracy %.4f  peak %lld bytes  "
-              "train %.1f s\n",
-              report.method.c_str(), report.model.c_str(), report.final.test_accuracy,
-              report.final.val_accuracy, static_cast<long long>(report.peak_memory_bytes),
-              report.train_seconds);
-  std::printf("report: %s/report.json\n", config.output.dir.c_str());
+  // The result of the command, on stdout like the other commands' (NEUROFLUX_QUIET silences only
+  // progress and log lines, on stderr).
+  std::fputs(run_summary(report, config.output.dir).c_str(), stdout);
+  std::fflush(stdout);
   return 0;
 }
 

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "neuroflux/util/closest_name.h"
 #include "neuroflux/util/errors.h"
 #include "neuroflux/util/size_format.h"
 
@@ -168,7 +169,9 @@ void JsonReader::finish() const {
     if (known_.count(it.key()) != 0) continue;
     std::string list;
     for (const auto& k : known_) list += (list.empty() ? "" : ", ") + k;
-    throw ConfigError(pointer_ + "/" + it.key() + ": unknown key (known here: " + list + ")");
+    const std::vector<std::string> known(known_.begin(), known_.end());
+    throw ConfigError(pointer_ + "/" + it.key() + ": unknown key" + did_you_mean(it.key(), known) +
+                      " (known here: " + list + ")");
   }
 }
 
