@@ -77,7 +77,7 @@ Decoded decode_one(const ListedImage& image, const DecodeOptions& options) {
   return out;
 }
 
-std::string size_text(int width, int height) {
+std::string dimensions_text(int width, int height) {
   return std::to_string(width) + "x" + std::to_string(height);
 }
 
@@ -125,8 +125,8 @@ CachedImages decode_listing(const ImageListing& listing, const DecodeOptions& op
       } else if (decoded.height != pixels.size(2) || decoded.width != pixels.size(3)) {
         throw ConfigError(
             "/data/image_size: the images differ in size (" + first->path + " is " +
-            size_text(static_cast<int>(pixels.size(3)), static_cast<int>(pixels.size(2))) + ", " +
-            image.path + " is " + size_text(decoded.width, decoded.height) +
+            dimensions_text(static_cast<int>(pixels.size(3)), static_cast<int>(pixels.size(2))) + ", " +
+            image.path + " is " + dimensions_text(decoded.width, decoded.height) +
             "); set data.image_size to resize every image (shorter side, then a centre crop)");
       }
       auto target = pixels.select(0, good);

@@ -7,7 +7,7 @@
 namespace neuroflux {
 namespace {
 
-std::string lower(std::string s) {
+std::string lowercase_of(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
 }
@@ -21,7 +21,7 @@ bool is_prefix(const std::string& shorter, const std::string& longer) {
 
 size_t edit_distance(const std::string& a_in, const std::string& b_in) {
   // Optimal string alignment: Levenshtein plus transpositions of adjacent characters, three rows.
-  const std::string a = lower(a_in), b = lower(b_in);
+  const std::string a = lowercase_of(a_in), b = lowercase_of(b_in);
   const size_t n = a.size(), m = b.size();
   std::vector<size_t> before(m + 1), previous(m + 1), current(m + 1);
   for (size_t j = 0; j <= m; ++j) previous[j] = j;
@@ -42,12 +42,12 @@ size_t edit_distance(const std::string& a_in, const std::string& b_in) {
 std::optional<std::string> closest_name(const std::string& name,
                                         const std::vector<std::string>& candidates) {
   const size_t limit = std::max<size_t>(1, name.size() / 3);
-  const std::string lowered = lower(name);
+  const std::string lowered = lowercase_of(name);
   std::optional<std::string> best;
   size_t best_distance = std::numeric_limits<size_t>::max();
   for (const auto& candidate : candidates) {
     const size_t d = edit_distance(name, candidate);
-    const std::string c = lower(candidate);
+    const std::string c = lowercase_of(candidate);
     const bool close = d <= limit || is_prefix(c, lowered) || is_prefix(lowered, c);
     if (close && d < best_distance) {
       best = candidate;
