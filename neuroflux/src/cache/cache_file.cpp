@@ -46,8 +46,8 @@ uint32_t header_crc_of(const CacheFileHeader& header) {
 
 }  // namespace
 
-uint32_t crc32_of(const void* data, uint64_t bytes) {
-  uLong crc = ::crc32(0L, Z_NULL, 0);
+uint32_t crc32_of(const void* data, uint64_t bytes, uint32_t previous) {
+  uLong crc = previous;  // ::crc32(0L, Z_NULL, 0), zlib's initial value, is 0
   const auto* p = static_cast<const Bytef*>(data);
   constexpr uint64_t kChunk = uint64_t{1} << 30;
   while (bytes > 0) {

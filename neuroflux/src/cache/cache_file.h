@@ -37,8 +37,9 @@ struct CacheFileHeader {
 static_assert(sizeof(CacheFileHeader) == 184, "CacheFileHeader must have no padding");
 static_assert(sizeof(CacheFileHeader) <= kCacheHeaderBytes, "header must fit its page");
 
-/// zlib crc32 of `bytes` bytes, fed in chunks (zlib takes a 32-bit length).
-uint32_t crc32_of(const void* data, uint64_t bytes);
+/// zlib crc32 of `bytes` bytes, fed in chunks (zlib takes a 32-bit length). `crc`: the crc32 of
+/// the bytes before these, to checksum a stream piece by piece (0 for the first piece).
+uint32_t crc32_of(const void* data, uint64_t bytes, uint32_t crc = 0);
 
 CacheFileHeader make_cache_header(at::ScalarType dtype, const std::vector<int64_t>& sample_shape,
                                   int64_t count, uint64_t key, uint64_t data_bytes,
