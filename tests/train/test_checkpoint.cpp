@@ -204,8 +204,21 @@ TEST_CASE("a checkpoint written before the checksums existed still loads", "[tra
   REQUIRE(state.has_value());
   CHECK(state->at("epochs_done") == 1);
   CHECK(torch::equal(linear->weight, make_linear()->weight));
-  // Unchecked: the flipped weight bit loads as a slightly different weight, as before.
-  write_bytes(dir.file("step-1-model.pt"), flip_weight_bit(read_bytes(dir.file("step-1-model.pt"))));
+  // Without a recorded checksum, the zip's own CRC-32 of each entry is checked.
+  const std::string path = dir.file("step-1-model.pt");
+  const std::string saved = read_bytes(path);
+  write_bytes(path, flip_weight_bit(saved));
+  CHECK_THAT(load_error(d), Contains(path) && Contains("damaged archive") &&
+                                Contains("CRC-32 mismatch") && Contains("data/0"));
+  // An entry whose size in the central directory runs past the file: LibTorch would allocate it.
+  std::string oversized = saved;
+  const size_t entry = oversized.find("PK\x01\x02");
+  REQUIRE(entry != std::string::npos);
+  for (size_t i : {20, 24}) oversized.replace(entry + i, 4, "\xff\xff\xff\x7f", 4);
+  write_bytes(path, oversized);
+  CHECK_THAT(load_error(d), Contains(path) && Contains("out of bounds"));
+  // The zip's padding is in no CRC-32: LibTorch reads it as before.
+  write_bytes(path, flip_padding(saved));
   CHECK(load_error(d).empty());
 }
 

@@ -5,7 +5,8 @@
 // state.json also holds the size and zlib CRC-32 of every file of the checkpoint ("files": name ->
 // {"bytes", "crc32"}), checked before LibTorch reads the file: LibTorch does not check a zip
 // archive's own CRC-32s, and a damaged archive can make it crash or allocate gigabytes instead of
-// failing. Checkpoints written before the checksums existed have no "files" and load unchecked.
+// failing. Checkpoints written before the checksums existed have no "files" and still load: their
+// archives are checked against the CRC-32 the zip stores for each entry instead.
 #pragma once
 
 #include <nlohmann/json.hpp>
