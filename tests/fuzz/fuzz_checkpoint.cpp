@@ -11,7 +11,8 @@
 // CRC-32s and bounds, which LibTorch ignores; a mutation that gets past those (in a zip header
 // LibTorch reads, or with a CRC-32 made to match) reaches LibTorch's archive reader, which in 1.13
 // can crash (SIGSEGV in the TorchScript importer) or allocate gigabytes on some corrupt archives:
-// a finding there is LibTorch's. regress-archive-* are such archives, found before the checks.
+// a finding there is LibTorch's. regress-archive-* are such archives, found before the checks
+// (each -checksummed one behind a record whose checksums refuse it).
 #include <torch/torch.h>
 
 #include <nlohmann/json.hpp>
