@@ -22,9 +22,9 @@
 namespace {
 
 using Catch::Matchers::Contains;
-using nlohmann::json;
 using neuroflux::Checkpointer;
 using neuroflux::test::TempDir;
+using nlohmann::json;
 
 constexpr float kWeight = 1.5f;  // every weight: a pattern to find in the archive
 
@@ -232,8 +232,9 @@ TEST_CASE("a trainer's own archive beside the checkpoint is checked too", "[trai
   Checkpointer(d).save(*linear, nullptr, json::object(), 1, {"step-1-optimizers.pt"});
   const auto read_weights = [&] {
     at::Tensor weights;
-    Checkpointer(d).read_archive("step-1-optimizers.pt",
-                                 [&](torch::serialize::InputArchive& a) { a.read("weights", weights); });
+    Checkpointer(d).read_archive("step-1-optimizers.pt", [&](torch::serialize::InputArchive& a) {
+      a.read("weights", weights);
+    });
     return weights;
   };
   CHECK(torch::equal(read_weights(), torch::full({4}, kWeight)));

@@ -85,7 +85,7 @@ void check_checkpoint_record(const json& record, const std::string& path) {
   if (!field("state").is_object()) corrupt("\"state\" is not an object");
   if (record.contains("step") && !record.at("step").is_number_integer())
     corrupt("\"step\" is not an integer");
-  // Absent in checkpoints written before the checksums: their files load unchecked.
+  // Absent in checkpoints written before the checksums (their zips' own CRC-32s are checked).
   if (!record.contains("files")) return;
   const json& files = record.at("files");
   if (!files.is_object()) corrupt("\"files\" is not an object");
@@ -103,8 +103,8 @@ void check_checkpoint_record(const json& record, const std::string& path) {
 }
 
 uint16_t zip_u16(const std::string& bytes, size_t at) {
-  return static_cast<uint16_t>(static_cast<uint8_t>(bytes[at]) |
-                               static_cast<uint8_t>(bytes[at + 1]) << 8);
+  const auto byte = [&](size_t i) { return static_cast<unsigned>(static_cast<uint8_t>(bytes[i])); };
+  return static_cast<uint16_t>(byte(at) | byte(at + 1) << 8);
 }
 
 uint32_t zip_u32(const std::string& bytes, size_t at) {
@@ -124,7 +124,8 @@ void check_zip_entries(const std::string& path, const std::string& bytes) {
   constexpr size_t kEndRecord = 22, kCentralEntry = 46, kLocalHeader = 30;
   if (bytes.size() < kEndRecord) return;
   // The end-of-central-directory record: the last 22 bytes, or before a comment of up to 64 KiB.
-  const size_t lowest = bytes.size() - kEndRecord - std::min<size_t>(bytes.size() - kEndRecord, 0xffff);
+  const size_t lowest =
+      bytes.size() - kEndRecord - std::min<size_t>(bytes.size() - kEndRecord, 0xffff);
   size_t end = bytes.size() - kEndRecord;
   while (zip_u32(bytes, end) != 0x06054b50) {
     if (end == lowest) return;  // not a zip archive: LibTorch says so
@@ -156,8 +157,8 @@ void check_zip_entries(const std::string& path, const std::string& bytes) {
     if (method != 0 || stored_bytes != size) continue;  // compressed: not LibTorch's writing
     if (uint64_t{local} + kLocalHeader > directory || zip_u32(bytes, local) != 0x04034b50)
       throw damaged("no local header for \"" + name + "\"");
-    const uint64_t data = uint64_t{local} + kLocalHeader + zip_u16(bytes, local + 26) +
-                          zip_u16(bytes, local + 28);
+    const uint64_t data =
+        uint64_t{local} + kLocalHeader + zip_u16(bytes, local + 26) + zip_u16(bytes, local + 28);
     if (data + size > directory) throw damaged("\"" + name + "\" out of bounds");
     if (detail::crc32_of(bytes.data() + data, size) != crc)
       throw damaged("CRC-32 mismatch in \"" + name + "\"");
@@ -166,8 +167,8 @@ void check_zip_entries(const std::string& path, const std::string& bytes) {
 
 /// The content of the checkpoint's file `name` in `dir`, checked against the size and CRC-32 that
 /// `record` holds for it (older checkpoints hold none: then against the zip's own CRC-32s), so
-/// that LibTorch only ever reads the bytes that were saved. Loading from this one copy, not the path, leaves no window
-/// for the file to change between the check and the load.
+/// that LibTorch only ever reads the bytes that were saved. Loading from this one copy, not the
+/// path, leaves no window for the file to change between the check and the load.
 std::string verified_checkpoint_bytes(const json& record, const std::string& dir,
                                       const std::string& name) {
   const std::string path = dir + "/" + name;
@@ -179,9 +180,9 @@ std::string verified_checkpoint_bytes(const json& record, const std::string& dir
       throw DataError(path + ": " + dir + "/state.json lists no checksum for this file");
     entry = &*it;
   }
-  const auto mismatch = [&](const std::string& detail) {
-    return DataError(path + ": checksum mismatch (file changed or damaged since it was written): " +
-                     detail);
+  const auto mismatch = [&](const std::string& what) {
+    return DataError(path +
+                     ": checksum mismatch (file changed or damaged since it was written): " + what);
   };
   if (entry != nullptr) {
     // A truncated or grown file is refused before it is read at all.
@@ -297,7 +298,8 @@ void Checkpointer::read_archive(
     const std::string& name,
     const std::function<void(torch::serialize::InputArchive& archive)>& read) const {
   const std::optional<json> record = peek();
-  if (!record) throw DataError(dir_ + "/" + name + ": no checkpoint in " + dir_ + " to read it from");
+  if (!record)
+    throw DataError(dir_ + "/" + name + ": no checkpoint in " + dir_ + " to read it from");
   read_checkpoint_archive(*record, dir_, name, read);
 }
 

@@ -46,8 +46,9 @@ class EpochCheckpoint {
   LoopState load(torch::nn::Module& module, torch::optim::Optimizer* optimizer) const;
   /// Reads the checkpoint's file `name` (one of save()'s `files`), verified against its recorded
   /// checksum (Checkpointer::read_archive).
-  void read_archive(const std::string& name,
-                    const std::function<void(torch::serialize::InputArchive& archive)>& read) const {
+  void read_archive(
+      const std::string& name,
+      const std::function<void(torch::serialize::InputArchive& archive)>& read) const {
     checkpointer_.read_archive(name, read);
   }
   /// After `state.epochs_done` epochs at `batch_size`: `module` (and `optimizer`), and the state

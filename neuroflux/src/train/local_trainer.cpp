@@ -61,9 +61,8 @@ void save_local_checkpoint(WholeNetworkRun& run, LocalModel& model, const Optimi
 /// the archive it names.
 void resume_local(WholeNetworkRun& run, LocalModel& model, Optimizers& optimizers) {
   run.load_checkpoint(*model, nullptr);
-  const auto file = run.checkpoint().read_saved_state([](const nlohmann::json& state) {
-    return state.at("optimizers_file").get<std::string>();
-  });
+  const auto file = run.checkpoint().read_saved_state(
+      [](const nlohmann::json& state) { return state.at("optimizers_file").get<std::string>(); });
   run.checkpoint().read_archive(file, [&](torch::serialize::InputArchive& archive) {
     load_unit_optimizers(optimizers, 0, archive);
   });
