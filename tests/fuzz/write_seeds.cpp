@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "cache/cache_file.h"
 #include "data/data_test_files.h"
 #include "fuzz_support.h"
 #include "neuroflux/cache/activation_cache.h"
@@ -178,6 +179,22 @@ void checkpoint_seeds(const fs::path& scratch) {
   seed("checkpoint", "truncated-model", input(state, Bytes(model.begin(), model.end() - 100), optim));
   seed("checkpoint", "optimizer-as-model", input(state, optim, model));
   seed("checkpoint", "corrupt-state", input("{\"step\": 1, ", model, optim));
+  // As save() writes state.json now: with the archives' sizes and CRC-32s (the seeds above have
+  // none, as checkpoints written before the checksums).
+  const auto entry = [](const Bytes& file) {
+    return "{\"bytes\": " + std::to_string(file.size()) + ", \"crc32\": " +
+           std::to_string(neuroflux::detail::crc32_of(file.data(), file.size())) + "}";
+  };
+  const std::string checked =
+      R"({"step": 1, "model_file": "model.pt", "optimizer_file": "optimizer.pt", "files": )"
+      R"({"model.pt": )" + entry(model) + R"(, "optimizer.pt": )" + entry(optim) +
+      R"(}, "state": {"epochs_done": 1}})";
+  seed("checkpoint", "checksummed", input(checked, model, optim));
+  Bytes flipped = model;
+  flipped[flipped.size() / 2] ^= 1;
+  seed("checkpoint", "checksummed-flipped-byte", input(checked, flipped, optim));
+  seed("checkpoint", "checksummed-truncated-model",
+       input(checked, Bytes(model.begin(), model.end() - 100), optim));
 }
 
 void plan_seeds() {

@@ -91,6 +91,46 @@ TEST_CASE("a file that cannot be created is a data error naming it", "[util][uni
   }
 }
 
+TEST_CASE("a file that cannot be read is a data error naming it and the system's reason",
+          "[util][unit]") {
+  const auto error_of = [](const std::string& path) -> std::pair<neuroflux::ExitCode, std::string> {
+    try {
+      neuroflux::read_file(path);
+    } catch (const neuroflux::Error& e) {
+      return {e.code(), e.what()};
+    }
+    return {neuroflux::ExitCode::kOk, ""};
+  };
+  // strerror's text for ENOENT, EISDIR (opened, then read fails) and ENOTDIR.
+  const std::string dir = std::filesystem::temp_directory_path().string();
+  for (const auto& [path, reason] :
+       {std::pair<std::string, std::string>{dir + "/neuroflux-no-such-file", "No such file"},
+        {dir, "Is a directory"},
+        {"/proc/self/exe/x", "Not a directory"}}) {
+    INFO(path);
+    const auto error = error_of(path);
+    CHECK(error.first == neuroflux::ExitCode::kBadData);
+    CHECK(error.second.rfind(path + ": ", 0) == 0);
+    CHECK(error.second.find(reason) != std::string::npos);
+  }
+  // No permission: root reads anything, so only where the tests run as another user.
+  if (::geteuid() != 0) {
+    const std::string path = dir + "/neuroflux-unreadable-" + std::to_string(::getpid());
+    neuroflux::write_file_atomic(path, "secret");
+    std::filesystem::permissions(path, std::filesystem::perms::none);
+    const auto error = error_of(path);
+    std::filesystem::remove(path);
+    CHECK(error.first == neuroflux::ExitCode::kBadData);
+    CHECK(error.second.find("Permission denied") != std::string::npos);
+  }
+  // A file's whole content, past read()'s first chunk.
+  const std::string path = dir + "/neuroflux-read-file-" + std::to_string(::getpid());
+  const std::string content(200000, 'x');
+  neuroflux::write_file_atomic(path, content);
+  CHECK(neuroflux::read_file(path) == content);
+  std::filesystem::remove(path);
+}
+
 TEST_CASE("temporaries of dead writers are removed, live ones' and other files stay",
           "[util][unit]") {
   namespace fs = std::filesystem;

@@ -13,17 +13,20 @@ EpochCheckpoint::EpochCheckpoint(const TrainingSetup& setup)
 
 LoopState EpochCheckpoint::load(torch::nn::Module& module,
                                 torch::optim::Optimizer* optimizer) const {
-  return LoopState::from_json(*checkpointer_.load(module, optimizer));
+  const std::optional<json> state = checkpointer_.load(module, optimizer);
+  if (!state) throw DataError(dir() + "/state.json: the checkpoint is gone");
+  return read_checkpoint_state(dir(), *state, LoopState::from_json);
 }
 
 void EpochCheckpoint::save(const torch::nn::Module& module,
                            const torch::optim::Optimizer* optimizer, const LoopState& state,
-                           int64_t batch_size, const json& extra) {
+                           int64_t batch_size, const json& extra,
+                           const std::vector<std::string>& files) {
   json s = state.to_json();
   s["batch_size"] = batch_size;
   s["config"] = resumable_config(config_);
   s.update(extra);
-  checkpointer_.save(module, optimizer, s, state.epochs_done);
+  checkpointer_.save(module, optimizer, s, state.epochs_done, files);
 }
 
 }  // namespace neuroflux

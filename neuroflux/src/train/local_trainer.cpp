@@ -51,9 +51,9 @@ UnitStepResult local_step(LocalModel& model, Optimizers& optimizers, const Reduc
 void save_local_checkpoint(WholeNetworkRun& run, LocalModel& model, const Optimizers& optimizers,
                            int64_t epochs_done) {
   const std::string& dir = run.checkpoint().dir();
-  save_unit_optimizers(optimizers, 0, dir + "/" + unit_optimizers_file(epochs_done));
-  run.save_checkpoint(*model, nullptr,
-                      nlohmann::json{{"optimizers_file", unit_optimizers_file(epochs_done)}});
+  const std::string file = unit_optimizers_file(epochs_done);
+  save_unit_optimizers(optimizers, 0, dir + "/" + file);
+  run.save_checkpoint(*model, nullptr, nlohmann::json{{"optimizers_file", file}}, {file});
   if (epochs_done > 1) std::remove((dir + "/" + unit_optimizers_file(epochs_done - 1)).c_str());
 }
 
@@ -61,8 +61,11 @@ void save_local_checkpoint(WholeNetworkRun& run, LocalModel& model, const Optimi
 /// the archive it names.
 void resume_local(WholeNetworkRun& run, LocalModel& model, Optimizers& optimizers) {
   run.load_checkpoint(*model, nullptr);
-  const auto file = run.checkpoint().saved_state().at("optimizers_file").get<std::string>();
-  load_unit_optimizers(optimizers, 0, run.checkpoint().dir() + "/" + file);
+  const auto file = run.checkpoint().read_saved_state(
+      [](const nlohmann::json& state) { return state.at("optimizers_file").get<std::string>(); });
+  run.checkpoint().read_archive(file, [&](torch::serialize::InputArchive& archive) {
+    load_unit_optimizers(optimizers, 0, archive);
+  });
 }
 
 /// Data parallel: every rank starts from rank 0's weights (or its own checkpoint's); empty when

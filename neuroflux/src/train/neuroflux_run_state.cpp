@@ -39,15 +39,23 @@ NeuroFluxCheckpoint::NeuroFluxCheckpoint(const TrainingSetup& setup)
         return state.at("run").at("blocks_done").get<int64_t>();
       })) {}
 
-Plan NeuroFluxCheckpoint::plan() const { return Plan::from_json(saved_->at("state").at("plan")); }
+// A field of the saved state missing or of another type is a DataError naming state.json.
+Plan NeuroFluxCheckpoint::plan() const {
+  return read_checkpoint_state(checkpointer_.dir(), saved_->at("state"),
+                               [](const json& state) { return Plan::from_json(state.at("plan")); });
+}
 
 double NeuroFluxCheckpoint::profile_seconds() const {
-  return saved_->at("state").value("profile_seconds", 0.0);
+  return read_checkpoint_state(checkpointer_.dir(), saved_->at("state"), [](const json& state) {
+    return state.value("profile_seconds", 0.0);
+  });
 }
 
 NeuroFluxRunState NeuroFluxCheckpoint::restore(LocalModel& model) const {
   checkpointer_.load(*model, nullptr);
-  return NeuroFluxRunState::from_json(saved_->at("state").at("run"));
+  return read_checkpoint_state(checkpointer_.dir(), saved_->at("state"), [](const json& state) {
+    return NeuroFluxRunState::from_json(state.at("run"));
+  });
 }
 
 void NeuroFluxCheckpoint::save(LocalModel& model, const NeuroFluxRunState& state,

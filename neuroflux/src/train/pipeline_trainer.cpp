@@ -91,11 +91,14 @@ class StageRun {
 
 void StageRun::restore(const EpochCheckpoint& checkpoint) {
   state = checkpoint.load(*model_, nullptr);
-  const json& saved = checkpoint.saved_state();
-  compute_seconds = saved.at("compute_seconds");
-  micro_batches = saved.at("micro_batches");
-  load_unit_optimizers(optimizers_, first_,
-                       checkpoint.dir() + "/" + saved.at("optimizers_file").get<std::string>());
+  const std::string file = checkpoint.read_saved_state([&](const json& saved) {
+    compute_seconds = saved.at("compute_seconds");
+    micro_batches = saved.at("micro_batches");
+    return saved.at("optimizers_file").get<std::string>();
+  });
+  checkpoint.read_archive(file, [&](torch::serialize::InputArchive& archive) {
+    load_unit_optimizers(optimizers_, first_, archive);
+  });
   log_line("pipeline rank " + std::to_string(comm_.rank()) + ": resuming after epoch " +
            std::to_string(state.epochs_done));
 }
@@ -108,7 +111,8 @@ void StageRun::save(EpochCheckpoint& checkpoint, const Profile& profile) {
                   {{"optimizers_file", file},
                    {"compute_seconds", compute_seconds},
                    {"micro_batches", micro_batches},
-                   {"profile", profile.to_json()}});
+                   {"profile", profile.to_json()}},
+                  {file});
   if (epochs_done > 1)
     std::remove((checkpoint.dir() + "/" + unit_optimizers_file(epochs_done - 1)).c_str());
 }
@@ -230,7 +234,8 @@ std::pair<LocalModel, Profile> stage_model(const TrainingSetup& setup, UnitChain
   std::string profile_text;
   if (comm.rank() == 0)
     profile_text = checkpoint.resuming()
-                       ? checkpoint.saved_state().at("profile").dump()
+                       ? checkpoint.read_saved_state(
+                             [](const json& saved) { return saved.at("profile").dump(); })
                        : pipeline_profile(config, chain, setup.device).to_json().dump();
   Profile profile = Profile::from_json(json::parse(comm.broadcast_string(profile_text, 0)));
   if (config.method != "local") {

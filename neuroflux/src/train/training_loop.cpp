@@ -108,9 +108,17 @@ std::optional<json> resumable_checkpoint(const Checkpointer& checkpointer,
                                          const std::function<int64_t(const json& state)>& step) {
   const std::optional<json> saved =
       setup.resume && !setup.out_dir.empty() ? checkpointer.peek() : std::nullopt;
-  if (saved) check_resumable(saved->at("state"), setup.config, checkpointer.dir());
-  if (setup.comm && setup.resume)
-    check_same_checkpoint(*setup.comm, saved ? step(saved->at("state")) : -1, checkpointer.dir());
+  // peek() checked that the record has a "state" object; what is in it is the trainer's.
+  if (saved) {
+    read_checkpoint_state(checkpointer.dir(), saved->at("state"), [&](const json& state) {
+      check_resumable(state, setup.config, checkpointer.dir());
+    });
+  }
+  if (setup.comm && setup.resume) {
+    const int64_t saved_step =
+        saved ? read_checkpoint_state(checkpointer.dir(), saved->at("state"), step) : -1;
+    check_same_checkpoint(*setup.comm, saved_step, checkpointer.dir());
+  }
   return saved;
 }
 

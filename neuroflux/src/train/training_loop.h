@@ -18,6 +18,7 @@
 #include "neuroflux/train/training_setup.h"
 #include "neuroflux/data/block_input.h"
 #include "neuroflux/util/cpu_usage.h"
+#include "neuroflux/util/errors.h"
 
 namespace neuroflux {
 
@@ -63,6 +64,18 @@ nlohmann::json resumable_config(const Config& config);
 std::optional<nlohmann::json> resumable_checkpoint(
     const Checkpointer& checkpointer, const TrainingSetup& setup,
     const std::function<int64_t(const nlohmann::json& state)>& step);
+
+/// `read(state)`, reading fields of the state of the checkpoint in `dir`: a field that is missing
+/// or of another type (a JSON exception) is a DataError naming dir/state.json, as a checkpoint
+/// that cannot be used.
+template <typename Read>
+auto read_checkpoint_state(const std::string& dir, const nlohmann::json& state, Read&& read) {
+  try {
+    return read(state);
+  } catch (const nlohmann::json::exception& e) {
+    throw DataError(dir + "/state.json: corrupt checkpoint state (" + e.what() + ")");
+  }
+}
 
 /// method, model, dataset, device, budget, epochs, params and config filled in.
 Report make_report_skeleton(const Config& config, UnitChainImpl& model,

@@ -22,9 +22,7 @@ void save_unit_optimizers(const UnitOptimizers& optimizers, int64_t first_unit,
 }
 
 void load_unit_optimizers(UnitOptimizers& optimizers, int64_t first_unit,
-                          const std::string& path) {
-  torch::serialize::InputArchive archive;
-  archive.load_from(path);
+                          torch::serialize::InputArchive& archive) {
   for (size_t i = 0; i < optimizers.size(); ++i) {
     torch::serialize::InputArchive unit_archive;
     archive.read("unit" + std::to_string(first_unit + static_cast<int64_t>(i)), unit_archive);

@@ -10,6 +10,10 @@
 #include <string>
 #include <vector>
 
+namespace torch::serialize {
+class InputArchive;
+}
+
 namespace neuroflux {
 
 using UnitOptimizers = std::vector<std::unique_ptr<torch::optim::Optimizer>>;
@@ -21,8 +25,9 @@ std::string unit_optimizers_file(int64_t epochs_done);
 void save_unit_optimizers(const UnitOptimizers& optimizers, int64_t first_unit,
                           const std::string& path);
 
-/// Reads them back into `optimizers`.
+/// Reads them back into `optimizers` from the archive (EpochCheckpoint::read_archive verifies
+/// and opens the file).
 void load_unit_optimizers(UnitOptimizers& optimizers, int64_t first_unit,
-                          const std::string& path);
+                          torch::serialize::InputArchive& archive);
 
 }  // namespace neuroflux

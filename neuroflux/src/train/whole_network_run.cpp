@@ -47,7 +47,8 @@ double WholeNetworkRun::accuracy(const std::function<at::Tensor(const at::Tensor
 void WholeNetworkRun::settle_batch_size(torch::nn::Module& model,
                                         const std::function<void(int64_t)>& trial) {
   if (resuming()) {
-    batch_size_ = checkpoint_.saved_state().at("batch_size");
+    batch_size_ = checkpoint_.read_saved_state(
+        [](const nlohmann::json& state) { return state.at("batch_size").get<int64_t>(); });
     return;
   }
   const ModuleSnapshot snapshot(model);
@@ -76,8 +77,9 @@ void WholeNetworkRun::load_checkpoint(torch::nn::Module& model,
 
 void WholeNetworkRun::save_checkpoint(const torch::nn::Module& model,
                                       const torch::optim::Optimizer* optimizer,
-                                      const nlohmann::json& extra) {
-  checkpoint_.save(model, optimizer, state_, batch_size_, extra);
+                                      const nlohmann::json& extra,
+                                      const std::vector<std::string>& files) {
+  checkpoint_.save(model, optimizer, state_, batch_size_, extra, files);
 }
 
 double WholeNetworkRun::train_and_test(torch::nn::Module& model, const EpochHooks& hooks) {

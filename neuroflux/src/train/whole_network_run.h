@@ -79,9 +79,11 @@ class WholeNetworkRun {
   /// Resuming: the checkpoint's weights into `model` (and `optimizer`) and its loop state.
   void load_checkpoint(torch::nn::Module& model, torch::optim::Optimizer* optimizer);
   /// The state after the last recorded epoch, with `model` (and `optimizer`); `extra`'s fields
-  /// come back in checkpoint().saved_state() on resume.
+  /// come back in checkpoint().saved_state() on resume. `files`: the caller's archives in the
+  /// checkpoint's directory that belong to it (EpochCheckpoint::save).
   void save_checkpoint(const torch::nn::Module& model, const torch::optim::Optimizer* optimizer,
-                       const nlohmann::json& extra = nlohmann::json::object());
+                       const nlohmann::json& extra = nlohmann::json::object(),
+                       const std::vector<std::string>& files = {});
 
   /// The epochs still to run on `model`, then its test accuracy, all under memory.budget.
   double train_and_test(torch::nn::Module& model, const EpochHooks& hooks);

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <torch/serialize/output-archive.h>
 #include <unistd.h>
 
@@ -9,8 +10,6 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "neuroflux/util/errors.h"
 
@@ -171,11 +170,27 @@ void remove_stale_temporaries(const std::string& dir) {
 }
 
 std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw DataError(path + ": cannot open");
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw DataError(path + ": cannot open: " + std::strerror(errno));
+  std::string content;
+  struct stat info {};
+  // The size is a hint (files in /proc report 0); reading goes on to the end either way.
+  if (::fstat(fd, &info) == 0 && S_ISREG(info.st_mode) && info.st_size > 0)
+    content.reserve(static_cast<size_t>(info.st_size));
+  char chunk[1 << 16];
+  for (;;) {
+    const ssize_t n = ::read(fd, chunk, sizeof chunk);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {  // EISDIR for a directory, EIO for a failing disk
+      const int read_errno = errno;
+      ::close(fd);
+      throw DataError(path + ": cannot read: " + std::strerror(read_errno));
+    }
+    if (n == 0) break;
+    content.append(chunk, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return content;
 }
 
 void prepare_output_directory(const std::string& dir) {

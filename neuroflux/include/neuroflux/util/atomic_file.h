@@ -39,6 +39,8 @@ void write_archive_atomic(const std::string& path, torch::serialize::OutputArchi
 void write_atomic_with(const std::string& path,
                        const std::function<void(const std::string& temp_path)>& write);
 
+/// The whole content of `path`. A file that cannot be opened or read (missing, a directory, no
+/// permission, an I/O error) is a DataError naming it and the system's reason.
 std::string read_file(const std::string& path);
 
 /// Removes the temporaries that writers now dead (a killed run) left in `dir`, not in its
