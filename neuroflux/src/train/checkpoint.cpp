@@ -34,7 +34,7 @@ json write_checked_archive(const std::string& path, torch::serialize::OutputArch
   uint32_t crc = 0;
   write_atomic_bytes(path, [&](const ByteSink& sink) {
     archive.save_to([&](const void* data, size_t n) {
-      crc = detail::crc32_of(data, n, crc);
+      crc = crc32_of(data, n, crc);
       bytes += n;
       return sink(data, n);
     });
@@ -58,7 +58,7 @@ json checked_file_entry(const std::string& path) {
       throw DataError(path + ": cannot read: " + std::strerror(read_errno));
     }
     if (n == 0) break;
-    crc = detail::crc32_of(chunk, static_cast<uint64_t>(n), crc);
+    crc = crc32_of(chunk, static_cast<uint64_t>(n), crc);
     bytes += static_cast<uint64_t>(n);
   }
   ::close(fd);
@@ -160,7 +160,7 @@ void check_zip_entries(const std::string& path, const std::string& bytes) {
     const uint64_t data =
         uint64_t{local} + kLocalHeader + zip_u16(bytes, local + 26) + zip_u16(bytes, local + 28);
     if (data + size > directory) throw damaged("\"" + name + "\" out of bounds");
-    if (detail::crc32_of(bytes.data() + data, size) != crc)
+    if (crc32_of(bytes.data() + data, size) != crc)
       throw damaged("CRC-32 mismatch in \"" + name + "\"");
   }
 }
@@ -199,7 +199,7 @@ std::string verified_checkpoint_bytes(const json& record, const std::string& dir
       throw mismatch(std::to_string(bytes.size()) + " bytes, " + std::to_string(recorded_bytes) +
                      " written");
     const auto recorded_crc = entry->at("crc32").get<uint32_t>();
-    const uint32_t crc = detail::crc32_of(bytes.data(), bytes.size());
+    const uint32_t crc = crc32_of(bytes.data(), bytes.size());
     if (crc != recorded_crc)
       throw mismatch("CRC-32 " + std::to_string(crc) + ", " + std::to_string(recorded_crc) +
                      " written");
