@@ -253,32 +253,44 @@ TEST_CASE("fused: backward updates the weights and frees the gradients; hooks go
 
 TEST_CASE("host state and torch's optimizers read each other's saved state", "[optim][unit]") {
   // Three steps, save, three more in a fresh optimizer loaded from the archive: the same
-  // weights as six steps without a break, across the two implementations.
+  // weights as six steps without a break, across the two implementations both ways. Loaded
+  // host state lives outside the budget like state the optimizer made itself.
+  MemoryMeter& meter = MemoryMeter::cpu();
   for (const bool adam : {false, true}) {
-    INFO((adam ? "adam" : "sgd"));
-    TrainConfig train;
-    train.optimizer = adam ? "adam" : "sgd";
-    MemoryConfig device, host;
-    host.optimizer_state = "host";
-    torch::manual_seed(1);
-    torch::nn::Sequential a = small_conv_net();
-    torch::nn::Sequential b = copy_of(a);
-    auto straight = make_optimizer(a->parameters(), train, device, 0.05);
-    train_steps(a, *straight, 6);
+    for (const bool to_host : {false, true}) {
+      INFO((adam ? "adam" : "sgd") << (to_host ? ", torch's -> host state"
+                                               : ", host state -> torch's"));
+      TrainConfig train;
+      train.optimizer = adam ? "adam" : "sgd";
+      MemoryConfig device, host;
+      host.optimizer_state = "host";
+      torch::manual_seed(1);
+      torch::nn::Sequential a = small_conv_net();
+      torch::nn::Sequential b = copy_of(a);
+      auto straight = make_optimizer(a->parameters(), train, device, 0.05);
+      train_steps(a, *straight, 6);
 
-    auto first = make_optimizer(b->parameters(), train, host, 0.05);
-    train_steps(b, *first, 3);
-    torch::serialize::OutputArchive out;
-    first->save(out);
-    std::stringstream bytes;
-    out.save_to(bytes);
-    first.reset();
-    auto second = make_optimizer(b->parameters(), train, device, 0.05);  // torch's own
-    torch::serialize::InputArchive in;
-    in.load_from(bytes);
-    second->load(in);
-    train_steps(b, *second, 3, nullptr, 3);
-    CHECK(relative_difference(a, b) <= 1e-6);
+      auto first = make_optimizer(b->parameters(), train, to_host ? device : host, 0.05);
+      train_steps(b, *first, 3);
+      std::stringstream bytes;
+      {
+        torch::serialize::OutputArchive out;
+        first->save(out);
+        out.save_to(bytes);
+      }
+      first.reset();
+      auto second = make_optimizer(b->parameters(), train, to_host ? host : device, 0.05);
+      const int64_t before_load = meter.current();
+      {
+        torch::serialize::InputArchive in;
+        in.load_from(bytes);
+        second->load(in);
+      }
+      const int64_t state = (adam ? 2 : 1) * bytes_of(b->parameters());
+      CHECK(meter.current() - before_load == (to_host ? 0 : state));
+      train_steps(b, *second, 3, nullptr, 3);
+      CHECK(relative_difference(a, b) <= 1e-6);
+    }
   }
 }
 
