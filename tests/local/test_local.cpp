@@ -78,8 +78,8 @@ TEST_CASE("a unit step sends no gradient across units", "[local][unit]") {
   auto chain = build_model(mc, {1, 16, 16}, 4);
   LocalModel model(chain, fixed_head_specs(chain->size(), 16));
   TrainConfig tc;
-  auto opt0 = make_optimizer(model->unit_and_head_parameters(0), tc, 0.1);
-  auto opt1 = make_optimizer(model->unit_and_head_parameters(1), tc, 0.1);
+  auto opt0 = make_optimizer(model->unit_and_head_parameters(0), tc, MemoryConfig{}, 0.1);
+  auto opt1 = make_optimizer(model->unit_and_head_parameters(1), tc, MemoryConfig{}, 0.1);
   const at::Tensor x = torch::randn({8, 1, 16, 16});
   const at::Tensor y = torch::randint(0, 4, {8});
   const auto r0 = unit_step(model->chain()->unit(0), model->head(0), *opt0, x, y);

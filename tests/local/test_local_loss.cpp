@@ -75,7 +75,7 @@ TEST_CASE("a unit step with both terms lowers them, with gradients only in its u
   LocalModel model(chain, fixed_head_specs(chain->size(), 8), LocalLossSpec{sim, rec});
   TrainConfig tc;
   tc.lr = 0.2;  // a NeuroFlux block's rate at batch 512
-  auto optimizer = make_optimizer(model->unit_and_head_parameters(0), tc, tc.lr);
+  auto optimizer = make_optimizer(model->unit_and_head_parameters(0), tc, MemoryConfig{}, tc.lr);
   const at::Tensor x = torch::randn({16, 1, 16, 16});
   const at::Tensor y = torch::randint(0, 4, {16}, torch::kLong);
   UnitLossTerms& terms = model->loss_terms(0);

@@ -63,8 +63,8 @@ TEST_CASE("a module's units learn by backprop inside it and nothing crosses modu
   TrainConfig still;  // a step that leaves the weights as they were, so gradients can be compared
   still.momentum = 0;
   still.weight_decay = 0;
-  auto opt0 = make_optimizer(model->unit_and_head_parameters(0), still, 0.0);
-  auto opt1 = make_optimizer(model->unit_and_head_parameters(1), still, 0.0);
+  auto opt0 = make_optimizer(model->unit_and_head_parameters(0), still, MemoryConfig{}, 0.0);
+  auto opt1 = make_optimizer(model->unit_and_head_parameters(1), still, MemoryConfig{}, 0.0);
   const at::Tensor x = torch::randn({6, 1, 16, 16});
   const at::Tensor y = torch::randint(0, 4, {6});
 

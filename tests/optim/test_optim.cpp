@@ -35,7 +35,7 @@ TEST_CASE("the optimizer steps at the rate set on it", "[optim][unit]") {
   config.momentum = 0;
   config.weight_decay = 0;
   at::Tensor w = torch::ones({3}, torch::requires_grad());
-  auto optimizer = make_optimizer({w}, config, 0.5);
+  auto optimizer = make_optimizer({w}, config, MemoryConfig{}, 0.5);
   set_learning_rate(*optimizer, 0.25);
   w.sum().backward();  // gradient 1 everywhere
   optimizer->step();
@@ -43,7 +43,7 @@ TEST_CASE("the optimizer steps at the rate set on it", "[optim][unit]") {
 
   config.optimizer = "adam";
   at::Tensor v = torch::zeros({2}, torch::requires_grad());
-  auto adam = make_optimizer({v}, config, 0.1);
+  auto adam = make_optimizer({v}, config, MemoryConfig{}, 0.1);
   v.sum().backward();
   adam->step();  // Adam's first step moves every weight by the rate, against the gradient's sign
   CHECK(torch::allclose(v.detach(), torch::full({2}, -0.1), 1e-4, 1e-6));

@@ -48,6 +48,11 @@ struct TrainerOptions {
   TORCH_ARG(double, lr) = 0.05;
   TORCH_ARG(double, momentum) = 0.9;
   TORCH_ARG(double, weight_decay) = 5e-4;
+  /// Where the optimizer state lives: "device" or "host" (outside the budget; README "The
+  /// optimizer's floor").
+  TORCH_ARG(std::string, optimizer_state) = "device";
+  /// Update each parameter during backward and free its gradient (train.fused_update).
+  TORCH_ARG(bool, fused_update) = false;
   /// Random crop + flip on the training images.
   TORCH_ARG(bool, augment) = false;
   /// Auxiliary head family: "adaptive", "fixed" or "deep" (README "Auxiliary heads").

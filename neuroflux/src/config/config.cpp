@@ -65,6 +65,7 @@ void read_memory(JsonReader r, MemoryConfig& m) {
   r.size("budget", m.budget);
   r.choice("strategy", m.strategy, {"none", "checkpoint", "checkpoint_sqrt", "offload"});
   r.string("offload_dir", m.offload_dir);
+  r.choice("optimizer_state", m.optimizer_state, {"device", "host"});
   r.finish();
 }
 
@@ -81,6 +82,7 @@ void read_train(JsonReader r, TrainConfig& t) {
   r.choice("schedule", t.schedule, {"cosine", "step", "constant"});
   r.integer("step_size", t.step_size, 0);
   r.number("gamma", t.gamma, 0.0, 1.0, true);
+  r.boolean("fused_update", t.fused_update);
   r.finish();
 }
 
@@ -159,6 +161,10 @@ Config Config::from_json(const json& value) {
   if (c.neuroflux.module_units != 1 && c.model.row_centric.enabled)
     throw ConfigError("/neuroflux/module_units: row-centric execution runs single conv-stack "
                       "units; with /model/row_centric keep one unit per module (1)");
+  if (c.train.fused_update && c.model.row_centric.enabled)
+    throw ConfigError("/train/fused_update: updates each weight when its gradient is complete, "
+                      "but /model/row_centric adds a layer's weight gradient stripe by stripe, "
+                      "one partial gradient per stripe; turn one of them off");
   if (c.train.max_batch_size < c.train.batch_size)
     throw ConfigError("/train/max_batch_size: " + std::to_string(c.train.max_batch_size) +
                       " is below /train/batch_size " + std::to_string(c.train.batch_size));
@@ -254,7 +260,8 @@ json Config::to_json() const {
         {"test_fraction", data.test_fraction}, {"skip_bad_images", data.skip_bad_images},
         {"cache_dir", data.cache_dir}, {"num_classes", data.num_classes},
         {"train_size", data.train_size}, {"test_size", data.test_size}}},
-      {"memory", {{"budget", budget}, {"strategy", memory.strategy}, {"offload_dir", memory.offload_dir}}},
+      {"memory", {{"budget", budget}, {"strategy", memory.strategy}, {"offload_dir", memory.offload_dir},
+                  {"optimizer_state", memory.optimizer_state}}},
       {"train",
        {{"epochs", train.epochs},
         {"batch_size", train.batch_size == 0 ? json("auto") : json(train.batch_size)},
@@ -262,7 +269,8 @@ json Config::to_json() const {
         {"optimizer", train.optimizer}, {"lr", train.lr},
         {"lr_reference_batch", train.lr_reference_batch}, {"momentum", train.momentum},
         {"weight_decay", train.weight_decay}, {"schedule", train.schedule},
-        {"step_size", train.step_size}, {"gamma", train.gamma}}},
+        {"step_size", train.step_size}, {"gamma", train.gamma},
+        {"fused_update", train.fused_update}}},
       {"neuroflux",
        {{"aux", neuroflux.aux}, {"aux_width", neuroflux.aux_width},
         {"module_units",

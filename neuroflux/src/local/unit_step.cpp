@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "neuroflux/distributed/grad_reducer.h"
+#include "neuroflux/optim/optim.h"
 #include "neuroflux/recompute/scheduled_chain.h"
 #include "neuroflux/rowcentric/row_centric.h"
 
@@ -50,6 +51,14 @@ UnitStepResult unit_step(torch::nn::Sequential& unit, torch::nn::Sequential& hea
   // the all-reduce hooks would count as several gradients.
   TORCH_CHECK(!(reducer && mode == UnitMode::kRowCentric),
               "row-centric units cannot train data-parallel (more than one rank)");
+  if (updates_in_backward(optimizer)) {
+    // The update runs when a weight's gradient is complete; these add it up after that.
+    if (reducer) throw fused_update_data_parallel_error();
+    if (mode == UnitMode::kRowCentric)
+      throw ConfigError("/train/fused_update: a row-centric unit adds its weight gradients "
+                        "stripe by stripe; plan without it (neuroflux.unit_modes \"plain\", or "
+                        "a plan.json without row_centric units) or set fused_update false");
+  }
   optimizer.zero_grad();
   const at::Tensor detached_input = input.detach();
   at::Tensor output = unit_forward(unit, detached_input, mode);

@@ -5,19 +5,41 @@
 
 #include <cmath>
 
+#include "neuroflux/optim/parameterwise_optimizer.h"
+
 namespace neuroflux {
 
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(std::vector<at::Tensor> parameters,
-                                                        const TrainConfig& config, double lr) {
-  if (config.optimizer == "adam") {
-    return std::make_unique<torch::optim::Adam>(
-        std::move(parameters), torch::optim::AdamOptions(lr).weight_decay(config.weight_decay));
+                                                        const TrainConfig& train,
+                                                        const MemoryConfig& memory, double lr) {
+  ParameterwiseOptions how;
+  how.host_state = memory.optimizer_state == "host";
+  how.fused = train.fused_update;
+  // The defaults keep torch's own optimizers, so runs without the options stay bit-identical.
+  const bool own = how.host_state || how.fused;
+  if (train.optimizer == "adam") {
+    const auto options = torch::optim::AdamOptions(lr).weight_decay(train.weight_decay);
+    if (own) return std::make_unique<ParameterwiseOptimizer>(std::move(parameters), options, how);
+    return std::make_unique<torch::optim::Adam>(std::move(parameters), options);
   }
-  return std::make_unique<torch::optim::SGD>(std::move(parameters),
-                                             torch::optim::SGDOptions(lr)
-                                                 .momentum(config.momentum)
-                                                 .weight_decay(config.weight_decay)
-                                                 .nesterov(config.momentum > 0));
+  const auto options = torch::optim::SGDOptions(lr)
+                           .momentum(train.momentum)
+                           .weight_decay(train.weight_decay)
+                           .nesterov(train.momentum > 0);
+  if (own) return std::make_unique<ParameterwiseOptimizer>(std::move(parameters), options, how);
+  return std::make_unique<torch::optim::SGD>(std::move(parameters), options);
+}
+
+bool updates_in_backward(const torch::optim::Optimizer& optimizer) {
+  const auto* own = dynamic_cast<const ParameterwiseOptimizer*>(&optimizer);
+  return own != nullptr && own->fused();
+}
+
+ConfigError fused_update_data_parallel_error() {
+  return ConfigError(
+      "/train/fused_update: not with data-parallel ranks (distributed.mode \"data\"): each "
+      "weight is updated during backward, before the gradients are averaged across the ranks; "
+      "use one rank, distributed.mode \"pipeline\" (local, neuroflux), or fused_update false");
 }
 
 double scheduled_lr(const TrainConfig& config, double base_lr, int64_t epoch, int64_t epochs) {

@@ -54,6 +54,7 @@ ProfilerOptions profiler_options(const Config& config) {
   ProfilerOptions o;
   o.max_batch = config.train.max_batch_size;
   o.train = config.train;
+  o.memory = config.memory;
   o.unit_modes = config.neuroflux.unit_modes == "auto";
   return o;
 }
@@ -79,11 +80,14 @@ UnitProfile Profiler::profile_unit(LocalModel& model, int64_t index) {
   p.head = model->specs()[index];
   const auto params = model->unit_and_head_parameters(index);
   p.param_bytes = tensor_bytes(params);
-  p.grad_bytes = p.param_bytes;
+  // Static bytes between steps. Fused updates free each gradient during backward (the one being
+  // applied shows in the measured transient instead); host optimizer state is outside the budget.
+  p.grad_bytes = options_.train.fused_update ? 0 : p.param_bytes;
   const bool has_momentum = options_.train.optimizer == "sgd" && options_.train.momentum > 0;
-  p.optimizer_bytes = options_.train.optimizer == "adam" ? 2 * p.param_bytes
-                      : has_momentum                     ? p.param_bytes
-                                                         : 0;
+  p.optimizer_bytes = options_.memory.optimizer_state == "host" ? 0
+                      : options_.train.optimizer == "adam"      ? 2 * p.param_bytes
+                      : has_momentum                            ? p.param_bytes
+                                                                : 0;
 
   std::vector<int64_t> sizes;
   for (int64_t b : options_.batch_sizes)
@@ -98,7 +102,7 @@ UnitProfile Profiler::profile_unit(LocalModel& model, int64_t index) {
       const at::Tensor x = torch::randn(batch_shape(b, p.input_shape), options);
       const at::Tensor y = torch::randint(0, model->chain()->num_classes(), {b},
                                           options.dtype(torch::kLong));
-      auto optimizer = make_optimizer(params, options_.train, options_.train.lr);
+      auto optimizer = make_optimizer(params, options_.train, options_.memory, options_.train.lr);
       // Warm: gradients and optimizer state now exist.
       unit_step(unit, head, *optimizer, x, y, nullptr, mode, &model->loss_terms(index));
       meter.reset_peak();
@@ -136,6 +140,8 @@ UnitProfile Profiler::profile_unit(LocalModel& model, int64_t index) {
   if (options_.unit_modes) {
     for (const UnitMode mode : unit_modes_for(unit)) {
       if (mode == UnitMode::kPlain) continue;
+      // Row-centric stripes add partial weight gradients, which fused updates cannot take.
+      if (mode == UnitMode::kRowCentric && options_.train.fused_update) continue;
       UnitModeProfile fit;
       fit.mode = to_string(mode);
       measure(mode, fit);

@@ -59,6 +59,7 @@ EpochHooks backprop_hooks(WholeNetworkRun& run, UnitChain& model, MemoryStrategy
                           const data::DataSplits& data) {
   EpochHooks hooks;
   hooks.set_lr = [&optimizer](double lr) { set_learning_rate(optimizer, lr); };
+  if (reducer && updates_in_backward(optimizer)) throw fused_update_data_parallel_error();
   hooks.train_step = [&strategy, &optimizer, reducer](const at::Tensor& x, const at::Tensor& y) {
     optimizer.zero_grad();
     const at::Tensor logits = strategy.forward(x);
@@ -97,7 +98,7 @@ Report BackpropTrainer::fit(UnitChain model, const data::DataSplits& data) {
   MemoryStrategy strategy(model, config, setup_.device);
   run.settle_batch_size(*model, [&](int64_t b) {
     strategy.use_batch(b);
-    auto optimizer = make_optimizer(model->parameters(), config.train, config.train.lr);
+    auto optimizer = make_optimizer(model->parameters(), config.train, config.memory, config.train.lr);
     run.trial_on_random_batch(*model, b, [&](const at::Tensor& x, const at::Tensor& y) {
       optimizer->zero_grad();
       torch::cross_entropy_loss(strategy.forward(x), y).backward();
@@ -106,7 +107,7 @@ Report BackpropTrainer::fit(UnitChain model, const data::DataSplits& data) {
   });
   if (!strategy.plain()) use_chosen_schedule(strategy, *model, run, config);
 
-  auto optimizer = make_optimizer(model->parameters(), config.train, config.train.lr);
+  auto optimizer = make_optimizer(model->parameters(), config.train, config.memory, config.train.lr);
   if (run.resuming()) run.load_checkpoint(*model, optimizer.get());
   const std::unique_ptr<GradReducer> reducer = join_ranks_whole(run, model, setup_);
 

@@ -55,7 +55,7 @@ BlockParts block_parts(LocalModel& model, const BlockTrainingOptions& o, const C
   BlockParts parts;
   for (int64_t i = first; i <= last; ++i)
     parts.optimizers.push_back(
-        make_optimizer(model->unit_and_head_parameters(i), config.train, o.lr));
+        make_optimizer(model->unit_and_head_parameters(i), config.train, config.memory, o.lr));
   for (int64_t i = first; i <= last; ++i) {
     parts.modules->push_back(as_stage(model->chain()->unit(i)));
     parts.modules->push_back(as_stage(model->head(i)));

@@ -25,10 +25,11 @@ using Optimizers = UnitOptimizers;
 using Reducers = std::vector<std::unique_ptr<GradReducer>>;
 
 /// One optimizer per unit, over the unit and its head.
-Optimizers make_unit_optimizers(LocalModel& model, const TrainConfig& train, double lr) {
+Optimizers make_unit_optimizers(LocalModel& model, const Config& config, double lr) {
   Optimizers optimizers;
   for (int64_t i = 0; i < model->size(); ++i)
-    optimizers.push_back(make_optimizer(model->unit_and_head_parameters(i), train, lr));
+    optimizers.push_back(
+        make_optimizer(model->unit_and_head_parameters(i), config.train, config.memory, lr));
   return optimizers;
 }
 
@@ -128,13 +129,13 @@ Report LocalTrainer::fit(UnitChain chain, const data::DataSplits& data) {
   model->to(setup_.device);
   WholeNetworkRun run(setup_, data, "local " + chain->name());
   run.settle_batch_size(*model, [&](int64_t b) {
-    Optimizers optimizers = make_unit_optimizers(model, config.train, config.train.lr);
+    Optimizers optimizers = make_unit_optimizers(model, config, config.train.lr);
     run.trial_on_random_batch(*model, b, [&](const at::Tensor& x, const at::Tensor& y) {
       local_step(model, optimizers, Reducers(), x, y);
     });
   });
 
-  Optimizers optimizers = make_unit_optimizers(model, config.train, config.train.lr);
+  Optimizers optimizers = make_unit_optimizers(model, config, config.train.lr);
   if (run.resuming()) resume_local(run, model, optimizers);
   const Reducers reducers = join_ranks_per_unit(run, model, setup_);
 

@@ -12,10 +12,14 @@ using nlohmann::json;
 
 namespace {
 
-// Parameter-sized tensors the optimizer keeps per parameter.
-int64_t optimizer_slots(const TrainConfig& train) {
-  if (train.optimizer == "adam") return 2;
-  return train.momentum > 0 ? 1 : 0;
+// Parameter-sized tensors the optimizer keeps per parameter on the device: none when
+// memory.optimizer_state is "host". (train.fused_update frees each gradient during backward, but
+// the schedule still counts all of them: the stages' backward transients are measured with the
+// gradients already allocated, so dropping them would under-predict. Conservative.)
+int64_t optimizer_slots(const Config& config) {
+  if (config.memory.optimizer_state == "host") return 0;
+  if (config.train.optimizer == "adam") return 2;
+  return config.train.momentum > 0 ? 1 : 0;
 }
 
 }  // namespace
@@ -24,7 +28,7 @@ MemoryStrategy::MemoryStrategy(UnitChain model, const Config& config, c10::Devic
     : model_(std::move(model)),
       strategy_(config.memory.strategy),
       budget_(config.memory.budget),
-      optimizer_slots_(optimizer_slots(config.train)),
+      optimizer_slots_(optimizer_slots(config)),
       device_(device) {
   if (strategy_ == "offload") store_ = std::make_shared<OffloadStore>(device, config.memory.offload_dir);
 }

@@ -57,7 +57,7 @@ class StageRun {
           comm_, rank + 1, with_batch(batch_, chain->output_shape(last_)), depth);
     for (int64_t i = first_; i <= last_; ++i)
       optimizers_.push_back(make_optimizer(model_->unit_and_head_parameters(i), config_.train,
-                                           config_.train.lr));
+                                           config_.memory, config_.train.lr));
   }
 
   void restore(const EpochCheckpoint& checkpoint);

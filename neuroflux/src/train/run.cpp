@@ -10,6 +10,7 @@
 #include "neuroflux/memory/memory_meter.h"
 #include "neuroflux/models/model_zoo.h"
 #include "neuroflux/models/unit_groups.h"
+#include "neuroflux/optim/optim.h"
 #include "neuroflux/train/backprop_trainer.h"
 #include "neuroflux/train/local_trainer.h"
 #include "neuroflux/train/neuroflux_trainer.h"
@@ -93,6 +94,9 @@ PreparedRun prepare_run(const Config& config, int64_t local_ranks) {
 
 Report run_training(const Config& config, bool resume, std::shared_ptr<Communicator> comm,
                     int64_t local_ranks) {
+  // Refused before any data loads: data-parallel ranks all-reduce gradients after backward.
+  if (comm && config.distributed.mode == "data" && config.train.fused_update)
+    throw fused_update_data_parallel_error();
   TrainingSetup setup;
   setup.config = config;
   setup.out_dir = config.output.dir;

@@ -27,6 +27,8 @@ Config TrainerOptions::to_config() const {
   c.train.lr = lr_;
   c.train.momentum = momentum_;
   c.train.weight_decay = weight_decay_;
+  c.train.fused_update = fused_update_;
+  c.memory.optimizer_state = optimizer_state_;
   c.data.augment = augment_;
   c.data.name = "user";
   c.model.name = "user";
@@ -49,7 +51,10 @@ FitResult Trainer::fit(UnitChain chain, const data::ImageDataset& train,
               options_.method());
   const Config config = options_.to_config();
   // The checks a JSON config gets, so a bad option names its key (/neuroflux/aux, ...).
-  Config::from_json(nlohmann::json{{"neuroflux", config.to_json().at("neuroflux")}});
+  Config::from_json(nlohmann::json{
+      {"neuroflux", config.to_json().at("neuroflux")},
+      {"memory", {{"optimizer_state", config.memory.optimizer_state}}},
+      {"train", {{"fused_update", config.train.fused_update}}}});
   chain = apply_module_units(chain, config);
   configure_threads(config.threads);
   MemoryMeter::of(parse_device(config.device));

@@ -59,6 +59,9 @@ struct MemoryConfig {
   /// sqrt(n) units) | offload (checkpoints kept in host memory, prefetched back).
   std::string strategy = "none";
   std::string offload_dir;             ///< offload's temporary files ("" = $TMPDIR or /tmp)
+  /// device | host: where the optimizer state (momentum buffers, Adam's moments) lives. "host"
+  /// keeps it in host memory outside the budget and updates it there (any method and strategy).
+  std::string optimizer_state = "device";
 };
 
 struct TrainConfig {
@@ -76,6 +79,11 @@ struct TrainConfig {
   std::string schedule = "cosine";     ///< cosine|step|constant
   int64_t step_size = 0;               ///< step schedule: epochs per decay (0 = epochs / 3)
   double gamma = 0.1;                  ///< step schedule: decay factor
+  /// Update each parameter as soon as its gradient is complete during backward, and free that
+  /// gradient (LOMO): about one layer's gradient is alive instead of all. Not with data-parallel
+  /// ranks (gradients are all-reduced after backward) nor row-centric units (their stripes add
+  /// partial gradients).
+  bool fused_update = false;
 };
 
 struct NeuroFluxConfig {

@@ -21,6 +21,9 @@ struct ProfilerOptions {
   int64_t max_batch = 256;
   int repeats = 3;                                  ///< timed steps per size (the minimum is kept)
   TrainConfig train;                                ///< the optimizer the steps use
+  /// Where that optimizer keeps its state (memory.optimizer_state): the trial steps run with the
+  /// run's own options, so a host state or fused updates show in the measured floor.
+  MemoryConfig memory;
   /// Also measure each unit's step in the other modes it can run in (recompute, row_centric),
   /// so the planner can choose them: neuroflux.unit_modes = "auto".
   bool unit_modes = true;
