@@ -45,7 +45,7 @@ torch::nn::Sequential copy_of(const torch::nn::Sequential& net) {
 
 /// `steps` training steps on fixed random batches (batch i seeded by i, from `first`);
 /// `before_step(i)` runs before step i.
-void train_steps(torch::nn::Sequential& net, torch::optim::Optimizer& optimizer, int steps,
+void optimizer_steps(torch::nn::Sequential& net, torch::optim::Optimizer& optimizer, int steps,
            const std::function<void(int)>& before_step = nullptr, int first = 0) {
   for (int i = first; i < first + steps; ++i) {
     torch::manual_seed(100 + i);
@@ -88,8 +88,8 @@ double train_both(const MakeOptimizer& reference, const MakeOptimizer& candidate
   REQUIRE(weights_equal(a, b));
   auto opt_a = reference(a->parameters());
   auto opt_b = candidate(b->parameters());
-  train_steps(a, *opt_a, steps, [&](int i) { if (before_step) before_step(*opt_a, i); });
-  train_steps(b, *opt_b, steps, [&](int i) { if (before_step) before_step(*opt_b, i); });
+  optimizer_steps(a, *opt_a, steps, [&](int i) { if (before_step) before_step(*opt_a, i); });
+  optimizer_steps(b, *opt_b, steps, [&](int i) { if (before_step) before_step(*opt_b, i); });
   return relative_difference(a, b);
 }
 
@@ -268,10 +268,10 @@ TEST_CASE("host state and torch's optimizers read each other's saved state", "[o
       torch::nn::Sequential a = small_conv_net();
       torch::nn::Sequential b = copy_of(a);
       auto straight = make_optimizer(a->parameters(), train, device, 0.05);
-      train_steps(a, *straight, 6);
+      optimizer_steps(a, *straight, 6);
 
       auto first = make_optimizer(b->parameters(), train, to_host ? device : host, 0.05);
-      train_steps(b, *first, 3);
+      optimizer_steps(b, *first, 3);
       std::stringstream bytes;
       {
         torch::serialize::OutputArchive out;
@@ -288,7 +288,7 @@ TEST_CASE("host state and torch's optimizers read each other's saved state", "[o
       }
       const int64_t state = (adam ? 2 : 1) * bytes_of(b->parameters());
       CHECK(meter.current() - before_load == (to_host ? 0 : state));
-      train_steps(b, *second, 3, nullptr, 3);
+      optimizer_steps(b, *second, 3, nullptr, 3);
       CHECK(relative_difference(a, b) <= 1e-6);
     }
   }
@@ -360,7 +360,7 @@ TEST_CASE("host state keeps the optimizer's buffers out of the device's live byt
       MemoryConfig memory;
       memory.optimizer_state = where;
       auto optimizer = make_optimizer(net->parameters(), train, memory, 0.01);
-      train_steps(net, *optimizer, 2);
+      optimizer_steps(net, *optimizer, 2);
       *param_bytes = bytes_of(net->parameters());
       return meter.current() - base;
     };
