@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "neuroflux/report/run_summary.h"
 #include "neuroflux/util/size_format.h"
 
 namespace neuroflux::cli {
@@ -12,12 +13,6 @@ std::string fixed(double value, int decimals) {
   char text[64];
   std::snprintf(text, sizeof text, "%.*f", decimals, value);
   return text;
-}
-
-std::string thousands(int64_t value) {
-  std::string digits = std::to_string(value);
-  for (int i = static_cast<int>(digits.size()) - 3; i > 0; i -= 3) digits.insert(i, ",");
-  return digits;
 }
 
 std::string batches(const std::vector<int64_t>& sizes) {
