@@ -5,6 +5,7 @@
 #include <torch/script.h>
 #include <torch/torch.h>
 
+#include <cstring>
 #include <filesystem>
 #include <string>
 
@@ -265,5 +266,40 @@ TEST_CASE("a file that is not an export is a DataError naming it", "[exit][unit]
   other.register_parameter("w", torch::ones({2}), false);
   other.save(path);
   CHECK_THROWS_WITH(load_exported(path, nullptr), Catch::Contains("no description inside"));
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("a model.pt with a flipped bit in a weight is a DataError naming it", "[exit][unit]") {
+  const ModelConfig model = zoo("simplecnn", 0.25);
+  UnitChain chain = build_model(model, {1, 16, 16}, 5);
+  torch::nn::Sequential network =
+      exit_network(chain, 1, make_aux_head(chain->output_shape(1), AuxHeadSpec{2, 16}, 5));
+  // A value the file holds once in a row, so the test knows where a weight's bytes lie.
+  const float marker = 1234.5f;
+  at::Tensor bias;
+  for (auto& p : network->named_parameters())
+    if (p.key().find("bias") != std::string::npos) bias = p.value();
+  REQUIRE(bias.defined());
+  {
+    torch::NoGradGuard no_grad;
+    bias.fill_(marker);
+  }
+  ExportDescription description = describe_export(config_of(model), *chain, 1, AuxHeadSpec{2, 16});
+  const std::string path = temp_file("flipped.pt");
+  save_exported(network, description, path);
+  REQUIRE_NOTHROW(load_exported(path, nullptr));
+
+  std::string bytes = read_file(path);
+  std::string pattern(bias.numel() * sizeof(float), '\0');
+  for (int64_t i = 0; i < bias.numel(); ++i)
+    std::memcpy(&pattern[i * sizeof(float)], &marker, sizeof(float));
+  const size_t at = bytes.find(pattern);
+  REQUIRE(at != std::string::npos);
+  bytes[at] = static_cast<char>(bytes[at] ^ 1);  // the lowest mantissa bit: a plausible weight
+  write_file_atomic(path, bytes);
+  // LibTorch alone reads the damaged file without a word; load_exported must not.
+  REQUIRE_NOTHROW(torch::jit::load(path));
+  CHECK_THROWS_WITH(load_exported(path, nullptr),
+                    Catch::Contains("flipped.pt") && Catch::Contains("CRC-32 mismatch"));
   std::filesystem::remove(path);
 }

@@ -50,3 +50,38 @@ TEST_CASE("profiling measures every unit and leaves the weights as they were",
   REQUIRE(after.size() == before.size());
   for (size_t i = 0; i < before.size(); ++i) CHECK(torch::equal(after[i].detach(), before[i]));
 }
+
+TEST_CASE("a traced profile says what each step's measured transient is made of",
+          "[profile][unit]") {
+  torch::manual_seed(3);
+  LocalModel model = small_model();
+  ProfilerOptions options;
+  options.batch_sizes = {4, 16};
+  options.repeats = 1;
+  options.unit_modes = false;
+  options.trace_allocations = true;
+  Profiler profiler(options, torch::kCPU);
+  const Profile profile = profiler.profile(model);
+  for (const UnitProfile& u : profile.units) {
+    INFO("unit " << u.unit);
+    REQUIRE(u.allocations.size() == u.transient_peaks.size());
+    for (size_t i = 0; i < u.allocations.size(); ++i) {
+      const AllocationsAtPeak& traced = u.allocations[i];
+      CHECK(traced.batch == u.transient_peaks[i].first);
+      // The same step as the measured one, in steady state: the same peak to the byte.
+      CHECK(traced.traced_bytes == u.transient_peaks[i].second);
+      int64_t sum = 0;
+      for (const auto& o : traced.by_operator) sum += o.bytes;
+      CHECK(sum == traced.traced_bytes);
+      CHECK(traced.before_bytes >= u.static_bytes());
+    }
+  }
+  // The trace travels with the profile's JSON.
+  const Profile again = Profile::from_json(profile.to_json());
+  REQUIRE(again.units[0].allocations.size() == profile.units[0].allocations.size());
+  CHECK(again.units[0].allocations[0].by_operator.size() ==
+        profile.units[0].allocations[0].by_operator.size());
+  CHECK(again.to_json() == profile.to_json());
+  CHECK(profile.allocations_table(3).find("| operator | bytes | allocations |") !=
+        std::string::npos);
+}

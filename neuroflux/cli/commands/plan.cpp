@@ -21,6 +21,11 @@ int profile_or_plan(const Args& args, bool plan_wanted) {
   add_config_options(options);
   options.add_options()("json", "print JSON instead of a table")(
       "save", "also write the JSON to this file", cxxopts::value<std::string>());
+  if (!plan_wanted)
+    options.add_options()(
+        "allocations",
+        "also trace each unit step: the live bytes at its peak by ATen operator, N largest",
+        cxxopts::value<size_t>()->implicit_value("8"));
   if (plan_wanted)
     options.add_options()("world-size", "pipeline mode: place the units on N ranks",
                           cxxopts::value<int>());
@@ -41,7 +46,9 @@ int profile_or_plan(const Args& args, bool plan_wanted) {
                    "neuroflux profile --config configs/quickstart.json"},
                   {"as JSON, also saved to a file",
                    "neuroflux profile --config configs/vgg11-fmnist.json --json "
-                   "--save vgg11-profile.json"}};
+                   "--save vgg11-profile.json"},
+                  {"what each unit step's peak is made of, by operator (10 largest)",
+                   "neuroflux profile --config configs/quickstart.json --allocations=10"}};
     }
     std::cout << help_text(options, examples) << std::endl;
     return 0;
@@ -68,7 +75,13 @@ int profile_or_plan(const Args& args, bool plan_wanted) {
   setup.config = config;
   setup.device = run.device;
   NeuroFluxTrainer trainer(setup);
-  const auto [profile, plan] = trainer.make_plan(run.model, run.data);
+  const bool trace = parsed.count("allocations") != 0;
+  if (trace && parsed["allocations"].as<size_t>() == 0)
+    throw ConfigError("--allocations: expected at least 1 operator per step, got 0");
+  if (trace && !run.device.is_cpu())
+    throw ConfigError("--allocations: traces the CPU allocator only; the device is " +
+                      run.device.str());
+  const auto [profile, plan] = trainer.make_plan(run.model, run.data, trace);
   const nlohmann::json json = plan_wanted ? plan.to_json() : profile.to_json();
   if (parsed.count("save") != 0)
     write_file_atomic(parsed["save"].as<std::string>(), json.dump(2) + "\n");
@@ -76,6 +89,7 @@ int profile_or_plan(const Args& args, bool plan_wanted) {
     std::cout << json.dump(2) << std::endl;
   } else {
     std::cout << profile.table() << "\n";
+    if (trace) std::cout << profile.allocations_table(parsed["allocations"].as<size_t>());
     if (plan_wanted) std::cout << plan.table();
   }
   return 0;

@@ -15,6 +15,7 @@
 #include "neuroflux/util/atomic_file.h"
 #include "neuroflux/util/errors.h"
 #include "neuroflux/util/progress.h"
+#include "util/zip_entries.h"
 
 namespace neuroflux {
 
@@ -140,12 +141,17 @@ torch::nn::Sequential load_exported(const std::string& path, ExportDescription* 
   std::optional<torch::serialize::InputArchive> legacy;
   ExportDescription d;
   json description_json;
+  // LibTorch reads one copy of the bytes, checked first against the zip's CRC-32s: its own
+  // reader does not check them, and a flipped bit in a weight would load without a word.
+  const std::string bytes = read_file(path);
+  check_zip_entries(path, bytes);
   try {
-    scripted = torch::jit::load(path, torch::Device(torch::kCPU), extra);
+    std::istringstream stream(bytes);
+    scripted = torch::jit::load(stream, torch::Device(torch::kCPU), extra);
     std::string text = extra[kExportDescriptionFile];
     if (text.empty()) {
       legacy.emplace();
-      legacy->load_from(path);
+      legacy->load_from(bytes.data(), bytes.size());
       c10::IValue value;
       if (!legacy->try_read(kLegacyDescriptionKey, value))
         throw DataError(path + ": not a NeuroFlux exported model (no description inside)");

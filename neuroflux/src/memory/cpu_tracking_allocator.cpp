@@ -24,6 +24,7 @@ CpuTrackingAllocator* g_allocator = nullptr;
 }  // namespace
 
 thread_local bool CpuTrackingAllocator::untracked_ = false;
+std::atomic<AllocationObserver*> CpuTrackingAllocator::observer_{nullptr};
 
 CpuTrackingAllocator::CpuTrackingAllocator() : cache_(default_cpu_cache_limit()) {}
 
@@ -69,6 +70,8 @@ c10::DataPtr CpuTrackingAllocator::allocate(size_t nbytes) const {
   header->capacity = capacity;
   header->tracked = tracked;
   void* data = static_cast<char*>(base) + kHeaderBytes;
+  if (tracked)
+    if (auto* observer = observer_.load(std::memory_order_acquire)) observer->allocated(data, bytes);
   return {data, data, &release, c10::Device(c10::DeviceType::CPU)};
 }
 
@@ -76,7 +79,11 @@ void CpuTrackingAllocator::release(void* data) {
   if (data == nullptr) return;
   void* base = static_cast<char*>(data) - kHeaderBytes;
   const auto* header = static_cast<const Header*>(base);
-  if (header->tracked) g_allocator->current_.fetch_sub(header->bytes, std::memory_order_relaxed);
+  if (header->tracked) {
+    g_allocator->current_.fetch_sub(header->bytes, std::memory_order_relaxed);
+    if (auto* observer = observer_.load(std::memory_order_acquire))
+      observer->released(data, header->bytes);
+  }
   g_allocator->cache_.deallocate(base, header->capacity);
 }
 

@@ -13,6 +13,14 @@
 
 namespace neuroflux::detail {
 
+/// Told of every tracked allocation and release while it is set (AllocationTrace).
+class AllocationObserver {
+ public:
+  virtual ~AllocationObserver() = default;
+  virtual void allocated(const void* data, int64_t bytes) = 0;
+  virtual void released(const void* data, int64_t bytes) = 0;
+};
+
 class CpuTrackingAllocator final : public c10::Allocator {
  public:
   /// Installs the allocator as ATen's CPU allocator (once) and returns it.
@@ -36,6 +44,11 @@ class CpuTrackingAllocator final : public c10::Allocator {
 
   static thread_local bool untracked_;
 
+  /// Sets (or with null, clears) the one observer; clear it only while no other thread allocates.
+  static void set_observer(AllocationObserver* observer) {
+    observer_.store(observer, std::memory_order_release);
+  }
+
  private:
   CpuTrackingAllocator();
   static void release(void* data);
@@ -44,6 +57,7 @@ class CpuTrackingAllocator final : public c10::Allocator {
   mutable std::atomic<int64_t> peak_{0};
   std::atomic<int64_t> limit_{-1};
   mutable BlockCache cache_;
+  static std::atomic<AllocationObserver*> observer_;
 };
 
 }  // namespace neuroflux::detail

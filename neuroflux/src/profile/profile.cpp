@@ -38,6 +38,34 @@ std::vector<std::pair<int64_t, int64_t>> peaks_from(const json& j) {
   return peaks;
 }
 
+json allocations_json(const std::vector<AllocationsAtPeak>& traces) {
+  json j = json::array();
+  for (const auto& t : traces) {
+    json operators = json::array();
+    for (const auto& o : t.by_operator)
+      operators.push_back({{"op", o.op}, {"bytes", o.bytes}, {"allocations", o.allocations}});
+    j.push_back({{"batch", t.batch},
+                 {"before_bytes", t.before_bytes},
+                 {"traced_bytes", t.traced_bytes},
+                 {"operators", operators}});
+  }
+  return j;
+}
+
+std::vector<AllocationsAtPeak> allocations_from(const json& j) {
+  std::vector<AllocationsAtPeak> traces;
+  for (const auto& t : j) {
+    AllocationsAtPeak a;
+    a.batch = t.at("batch");
+    a.before_bytes = t.at("before_bytes");
+    a.traced_bytes = t.at("traced_bytes");
+    for (const auto& o : t.at("operators"))
+      a.by_operator.push_back({o.at("op"), o.at("bytes"), o.at("allocations")});
+    traces.push_back(std::move(a));
+  }
+  return traces;
+}
+
 int64_t product(const std::vector<int64_t>& shape) {
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
@@ -87,19 +115,21 @@ json Profile::to_json() const {
                               {"transient_bytes_per_sample", m.transient_per_sample},
                               {"transient_peaks", peaks_json(m.transient_peaks)},
                               {"step_seconds", steps_json(m.step_seconds)}});
-    units_json.push_back({{"unit", u.unit},
-                          {"input_shape", u.input_shape},
-                          {"output_shape", u.output_shape},
-                          {"head", u.head.to_json()},
-                          {"param_bytes", u.param_bytes},
-                          {"grad_bytes", u.grad_bytes},
-                          {"optimizer_bytes", u.optimizer_bytes},
-                          {"transient_static_bytes", u.transient_static},
-                          {"transient_bytes_per_sample", u.transient_per_sample},
-                          {"transient_peaks", peaks_json(u.transient_peaks)},
-                          {"step_seconds", steps_json(u.step_seconds)},
-                          {"forward_seconds_per_sample", u.forward_seconds_per_sample},
-                          {"alternatives", alternatives}});
+    json unit_json = {{"unit", u.unit},
+                      {"input_shape", u.input_shape},
+                      {"output_shape", u.output_shape},
+                      {"head", u.head.to_json()},
+                      {"param_bytes", u.param_bytes},
+                      {"grad_bytes", u.grad_bytes},
+                      {"optimizer_bytes", u.optimizer_bytes},
+                      {"transient_static_bytes", u.transient_static},
+                      {"transient_bytes_per_sample", u.transient_per_sample},
+                      {"transient_peaks", peaks_json(u.transient_peaks)},
+                      {"step_seconds", steps_json(u.step_seconds)},
+                      {"forward_seconds_per_sample", u.forward_seconds_per_sample},
+                      {"alternatives", alternatives}};
+    if (!u.allocations.empty()) unit_json["allocations"] = allocations_json(u.allocations);
+    units_json.push_back(std::move(unit_json));
   }
   return {{"model", model}, {"device", device}, {"num_classes", num_classes},
           {"seconds", seconds}, {"units", units_json}};
@@ -130,6 +160,7 @@ Profile Profile::from_json(const json& j) {
                                  m.at("transient_bytes_per_sample"),
                                  steps_from(m.at("step_seconds")),
                                  peaks_from(m.value("transient_peaks", json::array()))});
+    up.allocations = allocations_from(u.value("allocations", json::array()));
     p.units.push_back(up);
   }
   return p;
@@ -155,6 +186,36 @@ std::string Profile::table() const {
                   format_size(static_cast<int64_t>(u.transient_per_sample)).c_str(),
                   format_size(static_cast<int64_t>(u.transient_static)).c_str(), steps.c_str());
     out += line;
+  }
+  return out;
+}
+
+std::string Profile::allocations_table(size_t entries) const {
+  std::string out;
+  for (const auto& u : units) {
+    for (const auto& t : u.allocations) {
+      out += "unit " + std::to_string(u.unit) + ", batch " + std::to_string(t.batch) +
+             ": the step's peak holds " + format_size(t.traced_bytes) + " it allocated, above " +
+             format_size(t.before_bytes) + " live before it\n";
+      out += "| operator | bytes | allocations |\n|---|---|---|\n";
+      int64_t rest_bytes = 0, rest_allocations = 0;
+      size_t rest = 0;
+      for (size_t i = 0; i < t.by_operator.size(); ++i) {
+        const OperatorBytes& o = t.by_operator[i];
+        if (i < entries) {
+          out += "| " + o.op + " | " + std::to_string(o.bytes) + " | " +
+                 std::to_string(o.allocations) + " |\n";
+        } else {
+          ++rest;
+          rest_bytes += o.bytes;
+          rest_allocations += o.allocations;
+        }
+      }
+      if (rest > 0)
+        out += "| (" + std::to_string(rest) + " more operators) | " + std::to_string(rest_bytes) +
+               " | " + std::to_string(rest_allocations) + " |\n";
+      out += "\n";
+    }
   }
   return out;
 }

@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "neuroflux/local/unit_step.h"
+#include "neuroflux/memory/allocation_trace.h"
 #include "neuroflux/memory/memory_meter.h"
 #include "neuroflux/models/module_snapshot.h"
 #include "neuroflux/optim/optim.h"
@@ -115,6 +116,14 @@ UnitProfile Profiler::profile_unit(LocalModel& model, int64_t index) {
         if (r == 0) fit.transient_peaks.emplace_back(b, meter.peak() - before);
       }
       fit.step_seconds.emplace_back(b, best / static_cast<double>(b));
+      if (options_.trace_allocations && mode == UnitMode::kPlain) {
+        // Its own step, so the trace's bookkeeping slows none of the timed ones.
+        AllocationTrace trace;
+        unit_step(unit, head, *optimizer, x, y, nullptr, mode, &model->loss_terms(index));
+        AllocationsAtPeak traced = trace.at_peak();
+        traced.batch = b;
+        p.allocations.push_back(std::move(traced));
+      }
       if (mode == UnitMode::kPlain) {
         torch::NoGradGuard no_grad;
         unit->eval();

@@ -67,10 +67,13 @@ void fill_report(Report& report, const NeuroFluxRunState& state, const ExitChoic
 NeuroFluxTrainer::NeuroFluxTrainer(TrainingSetup setup) : setup_(std::move(setup)) {}
 
 std::pair<Profile, Plan> NeuroFluxTrainer::make_plan(UnitChain chain,
-                                                     const data::DataSplits& data) {
+                                                     const data::DataSplits& data,
+                                                     bool trace_allocations) {
   const Config& config = setup_.config;
   chain->to(setup_.device);
-  Profiler profiler(profiler_options(config), setup_.device);
+  ProfilerOptions options = profiler_options(config);
+  options.trace_allocations = trace_allocations;
+  Profiler profiler(options, setup_.device);
   Stopwatch watch;
   auto profile_of = [&](UnitChain units) {
     const std::vector<AuxHeadSpec> heads = choose_head_specs(config, units, profiler);

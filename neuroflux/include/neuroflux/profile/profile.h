@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "neuroflux/local/aux_head.h"
+#include "neuroflux/memory/allocation_trace.h"
 
 namespace neuroflux {
 
@@ -55,6 +56,9 @@ struct UnitProfile {
   /// The other modes the unit can train in, measured the same way (empty when
   /// neuroflux.unit_modes is "plain").
   std::vector<UnitModeProfile> alternatives;
+  /// What was live at the peak of one plain step per measured batch, by operator (only when the
+  /// profiler was asked to trace allocations: `neuroflux profile --allocations`).
+  std::vector<AllocationsAtPeak> allocations;
 
   /// Every mode's figures, plain first.
   std::vector<UnitModeProfile> modes() const;
@@ -79,6 +83,8 @@ struct Profile {
   nlohmann::json to_json() const;
   static Profile from_json(const nlohmann::json& json);
   std::string table() const;
+  /// The traced allocations of every unit: per step, its largest `entries` operators.
+  std::string allocations_table(size_t entries) const;
 };
 
 }  // namespace neuroflux

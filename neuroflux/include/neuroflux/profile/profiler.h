@@ -27,6 +27,9 @@ struct ProfilerOptions {
   /// Also measure each unit's step in the other modes it can run in (recompute, row_centric),
   /// so the planner can choose them: neuroflux.unit_modes = "auto".
   bool unit_modes = true;
+  /// After the timed steps of each batch size, one more plain step under an AllocationTrace
+  /// (UnitProfile::allocations; CPU only). For diagnosis: the trace slows that step down.
+  bool trace_allocations = false;
 };
 
 class Profiler {

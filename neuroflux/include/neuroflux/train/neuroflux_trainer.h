@@ -25,8 +25,10 @@ class NeuroFluxTrainer {
   Report fit(UnitChain chain, const data::DataSplits& data,
              std::optional<Plan> plan = std::nullopt);
 
-  /// Profiles and plans without training (what `neuroflux plan` prints).
-  std::pair<Profile, Plan> make_plan(UnitChain chain, const data::DataSplits& data);
+  /// Profiles and plans without training (what `neuroflux plan` prints); with
+  /// `trace_allocations` the profile also says what each unit step's peak is made of.
+  std::pair<Profile, Plan> make_plan(UnitChain chain, const data::DataSplits& data,
+                                     bool trace_allocations = false);
 
   /// The exported model of the last fit().
   torch::nn::Sequential exported() const { return exported_; }
