@@ -41,6 +41,7 @@ TEST_CASE("a measured phase sets the budget, records its peak and restores the l
   REQUIRE(peaks.phases().count("train") == 1);
   CHECK(peaks.phases().at("train") == base + kMiB);
   CHECK(peaks.max() == base + kMiB);
+  CHECK(peaks.limits().at("train") == base + 4 * kMiB);
 }
 
 TEST_CASE("a phase measured again keeps the larger peak, in either order", "[memory][unit]") {

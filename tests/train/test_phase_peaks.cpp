@@ -29,6 +29,12 @@ std::set<std::string> names(const PhasePeaks& peaks) {
 /// The report's peak is the largest phase's, within the budget, in the file as in memory.
 void check_peaks(const Report& report, const Config& config) {
   REQUIRE_FALSE(report.phase_peaks.empty());
+  // No phase ran without the budget, nor under a looser limit.
+  for (const auto& [name, bytes] : report.phase_peaks.phases()) {
+    INFO("phase " << name);
+    REQUIRE(report.phase_peaks.limits().count(name) == 1);
+    CHECK(report.phase_peaks.limits().at(name) == config.memory.budget);
+  }
   CHECK(report.peak_memory_bytes == report.phase_peaks.max());
   CHECK(report.peak_memory_bytes <= *config.memory.budget);
   // Training holds weights, gradients and a batch's activations on the device. (A phase may

@@ -36,6 +36,7 @@ MeasuredPhase::~MeasuredPhase() {
   try {
     if (kind_ == Kind::kPhase) {
       peaks_->record(name_, bytes);
+      peaks_->record_limit(name_, meter_.limit());
     } else {
       if (peaks_ != nullptr) peaks_->record_probe(name_, bytes);
       log_line("unbudgeted probe " + name_ + ": peak " + format_size(bytes));

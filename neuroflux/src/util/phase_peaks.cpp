@@ -21,9 +21,16 @@ void PhasePeaks::record_probe(const std::string& probe, int64_t bytes) {
   keep_larger(probes_, probe, bytes);
 }
 
+void PhasePeaks::record_limit(const std::string& phase, std::optional<int64_t> limit) {
+  auto [it, inserted] = limits_.emplace(phase, limit);
+  if (inserted || !it->second) return;
+  it->second = limit ? std::optional<int64_t>(std::max(*it->second, *limit)) : std::nullopt;
+}
+
 void PhasePeaks::merge(const PhasePeaks& other) {
   for (const auto& [name, bytes] : other.phases_) record(name, bytes);
   for (const auto& [name, bytes] : other.probes_) record_probe(name, bytes);
+  for (const auto& [name, limit] : other.limits_) record_limit(name, limit);
 }
 
 int64_t PhasePeaks::max() const {
