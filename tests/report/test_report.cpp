@@ -37,6 +37,9 @@ TEST_CASE("report.json round-trips and follows the contract", "[report][unit]") 
   h.epoch_cpu = {55.5, 0.75, 3456};
   r.history.push_back(h);
   r.extra["world_size"] = 1;
+  r.phase_peaks.record("train", 58720256);
+  r.phase_peaks.record("test", 61234176);
+  r.phase_peaks.record_probe("batch_trial_needs", 90000000);
 
   const nlohmann::json j = r.to_json();
   for (const char* key : {"neuroflux_version", "method", "model", "dataset", "device",
@@ -48,9 +51,14 @@ TEST_CASE("report.json round-trips and follows the contract", "[report][unit]") 
   CHECK(j["blocks"][0]["cache_seconds"] == 3.5);
   CHECK(j["history"][0]["epoch_system_seconds"] == 0.75);
   CHECK(j["history"][0]["epoch_minor_faults"] == 3456);
+  CHECK(j["phase_peaks"] == nlohmann::json({{"test", 61234176}, {"train", 58720256}}));
+  CHECK(j["unbudgeted_probe_peaks"] == nlohmann::json({{"batch_trial_needs", 90000000}}));
+  CHECK_FALSE(j.contains("extra"));
 
   const neuroflux::Report back = neuroflux::Report::from_json(j);
   CHECK(back.to_json() == j);
+  CHECK(back.phase_peaks.max() == 61234176);
+  CHECK(back.extra.size() == 1);  // phase peaks are fields of their own, not extras
 
   r.budget_bytes.reset();
   CHECK(r.to_json()["budget_bytes"].is_null());

@@ -10,6 +10,7 @@
 #include "cache/owned_directory.h"
 #include "util/checksum.h"
 #include "neuroflux/distributed/communicator.h"
+#include "neuroflux/memory/measured_phase.h"
 #include "neuroflux/util/errors.h"
 #include "neuroflux/util/progress.h"
 
@@ -75,7 +76,7 @@ void RunCaches::write(LocalModel& model, BlockInput& input, int64_t block, int64
 }
 
 double RunCaches::ensure(LocalModel& model, int64_t block, int64_t last, int64_t batch_size,
-                         const c10::Device& device) {
+                         const c10::Device& device, PhasePeaks& phases) {
   if (block_ == block && caches_[0]) return 0;
   const uint64_t key = cache_key(producer_, model, last);
   if (options_.where == "disk") {
@@ -93,6 +94,9 @@ double RunCaches::ensure(LocalModel& model, int64_t block, int64_t last, int64_t
     }
   }
   Stopwatch watch;
+  // Units 0..last on the device at once: the budget has to hold them, as it held each block.
+  const MeasuredPhase recompute(MemoryMeter::of(device), phases, "cache_recompute",
+                                config_.memory.budget);
   move_units_to_device(model, 0, last, device);
   auto recomputed = recompute_input(data_, config_, model, last + 1, device);
   write(model, *recomputed, block, last + 1, last, batch_size);

@@ -31,7 +31,6 @@ class CudaMemoryMeter final : public MemoryMeter {
   int64_t peak() const override {
     return alloc::getDeviceStats(index_).allocated_bytes[kAggregate].peak;
   }
-  void reset_peak() override { alloc::resetPeakStats(index_); }
   void set_limit(std::optional<int64_t> bytes) override {
     size_t free_bytes = 0, total_bytes = 0;
     C10_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
@@ -46,6 +45,9 @@ class CudaMemoryMeter final : public MemoryMeter {
   }
   void release_cached() override { alloc::emptyCache(); }
   std::string device_name() const override { return "cuda:" + std::to_string(index_); }
+
+ protected:
+  void reset_peak_to_current() override { alloc::resetPeakStats(index_); }
 
  private:
   static constexpr size_t kAggregate = static_cast<size_t>(alloc::StatType::AGGREGATE);

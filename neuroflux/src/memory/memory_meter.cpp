@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "memory/cpu_tracking_allocator.h"
+#include "neuroflux/memory/measured_phase.h"
 #include "memory/cuda_memory_meter.h"
 
 namespace neuroflux {
@@ -15,7 +16,6 @@ class CpuMemoryMeter final : public MemoryMeter {
   CpuMemoryMeter() : allocator_(detail::CpuTrackingAllocator::install()) {}
   int64_t current() const override { return allocator_.current(); }
   int64_t peak() const override { return allocator_.peak(); }
-  void reset_peak() override { allocator_.reset_peak(); }
   void set_limit(std::optional<int64_t> bytes) override { allocator_.set_limit(bytes); }
   std::optional<int64_t> limit() const override { return allocator_.limit(); }
   int64_t reserved() const override {
@@ -24,11 +24,19 @@ class CpuMemoryMeter final : public MemoryMeter {
   void release_cached() override { allocator_.cache().release_all(); }
   std::string device_name() const override { return "cpu"; }
 
+ protected:
+  void reset_peak_to_current() override { allocator_.reset_peak(); }
+
  private:
   detail::CpuTrackingAllocator& allocator_;
 };
 
 }  // namespace
+
+void MemoryMeter::reset_peak() {
+  MeasuredPhase::carry_peak_before_reset(*this);
+  reset_peak_to_current();
+}
 
 MemoryMeter& MemoryMeter::cpu() {
   static CpuMemoryMeter meter;

@@ -8,6 +8,7 @@
 
 #include "neuroflux/local/unit_step.h"
 #include "neuroflux/memory/allocation_trace.h"
+#include "neuroflux/memory/measured_phase.h"
 #include "neuroflux/memory/memory_meter.h"
 #include "neuroflux/models/module_snapshot.h"
 #include "neuroflux/optim/optim.h"
@@ -95,44 +96,56 @@ UnitProfile Profiler::profile_unit(LocalModel& model, int64_t index) {
     if (b <= options_.max_batch) sizes.push_back(b);
   if (sizes.empty()) sizes.push_back(options_.max_batch);
   const auto options = torch::TensorOptions(device_);
-  // Measured without a limit: the profile must also describe units that do not fit, so the
-  // planner can name the smallest budget that would.
-  MemoryLimitGuard unlimited(meter, std::nullopt);
+  // Measured under the limit in force (the run's budget, set by the "profile" phase). The
+  // profile must also describe a batch the budget refuses, so the planner can name the smallest
+  // budget that would work: that batch is measured again in an unbudgeted probe, named in the
+  // log and the report, and counted in no phase's peak.
   auto measure = [&](UnitMode mode, UnitModeProfile& fit) {
     for (const int64_t b : sizes) {
-      const at::Tensor x = torch::randn(batch_shape(b, p.input_shape), options);
-      const at::Tensor y = torch::randint(0, model->chain()->num_classes(), {b},
-                                          options.dtype(torch::kLong));
-      auto optimizer = make_optimizer(params, options_.train, options_.memory, options_.train.lr);
-      // Warm: gradients and optimizer state now exist.
-      unit_step(unit, head, *optimizer, x, y, nullptr, mode, &model->loss_terms(index));
-      meter.reset_peak();
-      const int64_t before = meter.current();
+      int64_t transient = 0;
       double best = std::numeric_limits<double>::infinity();
-      for (int r = 0; r < options_.repeats; ++r) {
-        Stopwatch watch;
-        unit_step(unit, head, *optimizer, x, y, nullptr, mode, &model->loss_terms(index));
-        best = std::min(best, watch.seconds());
-        if (r == 0) fit.transient_peaks.emplace_back(b, meter.peak() - before);
-      }
-      fit.step_seconds.emplace_back(b, best / static_cast<double>(b));
-      if (options_.trace_allocations && mode == UnitMode::kPlain) {
-        // Its own step, so the trace's bookkeeping slows none of the timed ones.
-        AllocationTrace trace;
-        unit_step(unit, head, *optimizer, x, y, nullptr, mode, &model->loss_terms(index));
-        AllocationsAtPeak traced = trace.at_peak();
-        traced.batch = b;
-        p.allocations.push_back(std::move(traced));
-      }
-      if (mode == UnitMode::kPlain) {
-        torch::NoGradGuard no_grad;
-        unit->eval();
-        Stopwatch watch;
-        unit->forward(x);
-        p.forward_seconds_per_sample = watch.seconds() / static_cast<double>(b);
+      std::optional<AllocationsAtPeak> traced;
+      const std::string probe = "profile_unit" + std::to_string(index) + "_" + to_string(mode) +
+                                "_batch" + std::to_string(b);
+      run_or_probe(meter, probe, [&] {
         unit->train();
-      }
-      for (auto& t : params) t.mutable_grad() = at::Tensor();
+        for (auto& t : params) t.mutable_grad() = at::Tensor();  // a refused try's leftovers
+        best = std::numeric_limits<double>::infinity();
+        const at::Tensor x = torch::randn(batch_shape(b, p.input_shape), options);
+        const at::Tensor y = torch::randint(0, model->chain()->num_classes(), {b},
+                                            options.dtype(torch::kLong));
+        auto optimizer =
+            make_optimizer(params, options_.train, options_.memory, options_.train.lr);
+        // Warm: gradients and optimizer state now exist.
+        unit_step(unit, head, *optimizer, x, y, nullptr, mode, &model->loss_terms(index));
+        meter.reset_peak();
+        const int64_t before = meter.current();
+        for (int r = 0; r < options_.repeats; ++r) {
+          Stopwatch watch;
+          unit_step(unit, head, *optimizer, x, y, nullptr, mode, &model->loss_terms(index));
+          best = std::min(best, watch.seconds());
+          if (r == 0) transient = meter.peak() - before;
+        }
+        if (options_.trace_allocations && mode == UnitMode::kPlain) {
+          // Its own step, so the trace's bookkeeping slows none of the timed ones.
+          AllocationTrace trace;
+          unit_step(unit, head, *optimizer, x, y, nullptr, mode, &model->loss_terms(index));
+          traced = trace.at_peak();
+          traced->batch = b;
+        }
+        if (mode == UnitMode::kPlain) {
+          torch::NoGradGuard no_grad;
+          unit->eval();
+          Stopwatch watch;
+          unit->forward(x);
+          p.forward_seconds_per_sample = watch.seconds() / static_cast<double>(b);
+          unit->train();
+        }
+        for (auto& t : params) t.mutable_grad() = at::Tensor();
+      });
+      fit.transient_peaks.emplace_back(b, transient);
+      if (traced) p.allocations.push_back(std::move(*traced));
+      fit.step_seconds.emplace_back(b, best / static_cast<double>(b));
     }
     std::sort(fit.step_seconds.begin(), fit.step_seconds.end());
     std::sort(fit.transient_peaks.begin(), fit.transient_peaks.end());
@@ -189,24 +202,30 @@ UnitCost Profiler::unit_cost(UnitChain& chain, int64_t index) {
   const std::vector<int64_t> in_shape = chain->output_shape(index - 1);
   std::vector<std::pair<int64_t, int64_t>> peaks;
   for (int64_t b : {4, 16}) {
-    MemoryLimitGuard unlimited(meter, std::nullopt);
-    const at::Tensor x = torch::randn(batch_shape(b, in_shape), torch::TensorOptions(device_));
-    auto step = [&] {
-      at::Tensor out = unit->forward(x);
-      out.square().mean().backward();
-    };
-    step();
-    meter.reset_peak();
-    const int64_t before = meter.current();
+    int64_t transient = 0;
     double best = std::numeric_limits<double>::infinity();
-    for (int r = 0; r < options_.repeats; ++r) {
-      Stopwatch watch;
+    // Under the limit in force; a batch it refuses in a named probe (see profile_unit).
+    run_or_probe(meter, "unit_cost" + std::to_string(index) + "_batch" + std::to_string(b), [&] {
+      for (auto& t : unit->parameters()) t.mutable_grad() = at::Tensor();
+      best = std::numeric_limits<double>::infinity();
+      const at::Tensor x = torch::randn(batch_shape(b, in_shape), torch::TensorOptions(device_));
+      auto step = [&] {
+        at::Tensor out = unit->forward(x);
+        out.square().mean().backward();
+      };
       step();
-      best = std::min(best, watch.seconds());
-    }
-    peaks.emplace_back(b, meter.peak() - before);
+      meter.reset_peak();
+      const int64_t before = meter.current();
+      for (int r = 0; r < options_.repeats; ++r) {
+        Stopwatch watch;
+        step();
+        best = std::min(best, watch.seconds());
+      }
+      transient = meter.peak() - before;
+      for (auto& t : unit->parameters()) t.mutable_grad() = at::Tensor();
+    });
+    peaks.emplace_back(b, transient);
     cost.seconds_per_sample = best / static_cast<double>(b);
-    for (auto& t : unit->parameters()) t.mutable_grad() = at::Tensor();
   }
   cost.activation_bytes_per_sample = fit_line(peaks).second;
   snapshot.restore(*unit);
@@ -216,18 +235,23 @@ UnitCost Profiler::unit_cost(UnitChain& chain, int64_t index) {
 double Profiler::head_seconds_per_sample(const std::vector<int64_t>& input_shape,
                                          const AuxHeadSpec& spec, int64_t num_classes) {
   constexpr int64_t kBatch = 16;
-  MemoryLimitGuard unlimited(MemoryMeter::of(device_), std::nullopt);
-  torch::nn::Sequential head = make_aux_head(input_shape, spec, num_classes);
-  head->to(device_);
-  const at::Tensor x = torch::randn(batch_shape(kBatch, input_shape), torch::TensorOptions(device_));
-  auto step = [&] { head->forward(x).square().mean().backward(); };
-  step();
   double best = std::numeric_limits<double>::infinity();
-  for (int r = 0; r < options_.repeats; ++r) {
-    Stopwatch watch;
+  // Under the limit in force; a head the budget refuses is timed in a named probe.
+  run_or_probe(MemoryMeter::of(device_), "head_seconds_" + spec.family + std::to_string(spec.width) + "_pool" +
+                                            std::to_string(spec.pool), [&] {
+    best = std::numeric_limits<double>::infinity();
+    torch::nn::Sequential head = make_aux_head(input_shape, spec, num_classes);
+    head->to(device_);
+    const at::Tensor x =
+        torch::randn(batch_shape(kBatch, input_shape), torch::TensorOptions(device_));
+    auto step = [&] { head->forward(x).square().mean().backward(); };
     step();
-    best = std::min(best, watch.seconds());
-  }
+    for (int r = 0; r < options_.repeats; ++r) {
+      Stopwatch watch;
+      step();
+      best = std::min(best, watch.seconds());
+    }
+  });
   return best / kBatch;
 }
 

@@ -93,6 +93,28 @@ std::vector<BlockReport> blocks_from_json(const json& blocks) {
   return out;
 }
 
+json phase_peaks_to_json(const PhasePeaks& peaks) {
+  json j = {{"phase_peaks", json::object()}};
+  for (const auto& [name, bytes] : peaks.phases()) j["phase_peaks"][name] = bytes;
+  if (!peaks.probes().empty()) {
+    j["unbudgeted_probe_peaks"] = json::object();
+    for (const auto& [name, bytes] : peaks.probes()) j["unbudgeted_probe_peaks"][name] = bytes;
+  }
+  return j;
+}
+
+PhasePeaks phase_peaks_from_json(const json& j) {
+  PhasePeaks peaks;
+  if (j.contains("phase_peaks"))
+    for (auto it = j["phase_peaks"].begin(); it != j["phase_peaks"].end(); ++it)
+      peaks.record(it.key(), it.value().get<int64_t>());
+  if (j.contains("unbudgeted_probe_peaks"))
+    for (auto it = j["unbudgeted_probe_peaks"].begin(); it != j["unbudgeted_probe_peaks"].end();
+         ++it)
+      peaks.record_probe(it.key(), it.value().get<int64_t>());
+  return peaks;
+}
+
 json Report::to_json() const {
   const json blocks_json = blocks_to_json(blocks);
   const json history_json = history_to_json(history);
@@ -115,6 +137,7 @@ json Report::to_json() const {
             {"blocks", blocks_json},
             {"history", history_json},
             {"config", config}};
+  j.update(phase_peaks_to_json(phase_peaks));
   j.update(extra);
   return j;
 }
@@ -136,10 +159,11 @@ Report Report::from_json(const json& j) {
   r.blocks = blocks_from_json(j.at("blocks"));
   r.history = history_from_json(j.at("history"));
   r.config = j.value("config", json::object());
+  r.phase_peaks = phase_peaks_from_json(j);
   static const char* known_keys[] = {
       "neuroflux_version", "method", "model", "dataset", "device", "budget_bytes",
       "peak_memory_bytes", "train_seconds", "eval_seconds", "epochs", "full_model_params",
-      "final", "blocks", "history", "config"};
+      "final", "blocks", "history", "config", "phase_peaks", "unbudgeted_probe_peaks"};
   for (auto it = j.begin(); it != j.end(); ++it) {
     bool known = false;
     for (const char* k : known_keys) known = known || it.key() == k;

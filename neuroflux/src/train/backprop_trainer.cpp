@@ -31,10 +31,10 @@ int64_t choose_batch_size(const Config& config, MemoryMeter& meter,
 namespace {
 
 /// The batch search may have tried another batch last: makes the chosen one's schedule current
-/// (profiled under the budget here when the search did not run, as on resume).
+/// (its costs profiled under the budget here when the search did not run, as on resume).
 void use_chosen_schedule(MemoryStrategy& strategy, UnitChainImpl& model, WholeNetworkRun& run,
                          const Config& config) {
-  MemoryLimitGuard limit(run.meter(), config.memory.budget);
+  const MeasuredPhase profiling = run.phase("profile");
   const ModuleSnapshot snapshot(model);
   strategy.use_batch(run.batch_size());
   snapshot.restore(model);

@@ -1,5 +1,6 @@
 #include "neuroflux/train/batch_size_search.h"
 
+#include "neuroflux/memory/measured_phase.h"
 #include "neuroflux/util/errors.h"
 #include "neuroflux/util/size_format.h"
 #include "neuroflux/util/progress.h"
@@ -12,9 +13,10 @@ constexpr int64_t kSmallestBatch = 2;
 }  // namespace
 
 int64_t measure_trial_peak(MemoryMeter& meter, const BatchTrial& trial, int64_t batch_size) {
-  MemoryLimitGuard unlimited(meter, std::nullopt);
+  // Beyond the budget by design: the message names the budget that would work.
+  const UnbudgetedProbe probe(meter, "batch_trial_needs");
   trial(batch_size);
-  return meter.peak();
+  return probe.peak();
 }
 
 bool trial_fits(MemoryMeter& meter, std::optional<int64_t> budget, const BatchTrial& trial,
@@ -46,7 +48,7 @@ BatchFit largest_fitting_batch(MemoryMeter& meter, std::optional<int64_t> budget
   best = {kSmallestBatch, peak};
   if (!budget) {
     best.batch_size = max_batch;
-    best.peak_bytes = measure_trial_peak(meter, trial, max_batch);
+    trial_fits(meter, budget, trial, max_batch, &best.peak_bytes);  // no limit: it fits
     return best;
   }
   // Doubling finds a bracket [lo fits, hi fails]; bisection narrows it.

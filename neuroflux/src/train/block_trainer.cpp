@@ -8,6 +8,7 @@
 #include "neuroflux/distributed/data_parallel.h"
 #include "neuroflux/distributed/grad_reducer.h"
 #include "neuroflux/local/unit_step.h"
+#include "neuroflux/memory/measured_phase.h"
 #include "neuroflux/models/module_snapshot.h"
 #include "neuroflux/models/sequential_stage.h"
 #include "neuroflux/optim/optim.h"
@@ -123,7 +124,17 @@ HistoryEntry history_entry(const BlockTrainingOptions& o, int64_t epoch, const E
 
 BlockOutcome train_block(LocalModel& model, BlockInput& input, const BlockTrainingOptions& o,
                          const Config& config) {
-  BlockParts parts = block_parts(model, o, config);
+  PhasePeaks unrecorded;
+  PhasePeaks& peaks = o.phases != nullptr ? *o.phases : unrecorded;
+  MemoryMeter& meter = MemoryMeter::of(o.device);
+  // Training and validation are siblings, not nested: each phase's peak is its own.
+  auto phase = [&](const char* name) {
+    return MeasuredPhase(meter, peaks, name, config.memory.budget);
+  };
+  BlockParts parts = [&] {
+    const MeasuredPhase setup = phase("train");
+    return block_parts(model, o, config);
+  }();
   std::unique_ptr<ModuleSnapshot> best_weights;
   BlockOutcome outcome;
   double best = -1.0;
@@ -131,11 +142,16 @@ BlockOutcome train_block(LocalModel& model, BlockInput& input, const BlockTraini
   for (int64_t epoch = 0; epoch < o.max_epochs; ++epoch) {
     const double lr = scheduled_lr(config.train, o.lr, epoch, o.max_epochs);
     for (auto& opt : parts.optimizers) set_learning_rate(*opt, lr);
-    const EpochStats stats = train_epoch(model, input, parts, o, epoch);
+    EpochStats stats;
+    {
+      const MeasuredPhase training = phase("train");
+      stats = train_epoch(model, input, parts, o, epoch);
+      if (o.comm) average_buffers(*o.comm, *parts.modules);
+    }
     outcome.train_seconds += stats.seconds;
-    if (o.comm) average_buffers(*o.comm, *parts.modules);
 
     Stopwatch eval_watch;
+    const MeasuredPhase validation = phase("validate");
     const std::vector<double> heads = validate(model, input, o);
     HistoryEntry entry = history_entry(o, epoch, stats, heads, lr);
     entry.eval_seconds = eval_watch.seconds();
@@ -157,6 +173,7 @@ BlockOutcome train_block(LocalModel& model, BlockInput& input, const BlockTraini
       break;
     }
   }
+  const MeasuredPhase restoring = phase("train");
   if (best_weights) best_weights->restore(*parts.modules);  // also drops the gradients
   for (auto& p : parts.modules->parameters()) p.mutable_grad() = at::Tensor();
   return outcome;

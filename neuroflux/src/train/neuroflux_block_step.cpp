@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "neuroflux/exit/exit_selector.h"
+#include "neuroflux/memory/measured_phase.h"
 #include "neuroflux/memory/memory_meter.h"
 #include "neuroflux/util/size_format.h"
 #include "neuroflux/train/block_trainer.h"
@@ -35,7 +36,8 @@ std::unique_ptr<BlockInput> block_input(BlockRun& run, int64_t k) {
   if (k == 0) return data_input(run.data, run.config, run.device);
   const PlannedBlock& previous = run.plan.blocks[k - 1];
   const double seconds = run.caches.ensure(run.model, k - 1, previous.last_unit,
-                                           previous.cache_batch_size, run.device);
+                                           previous.cache_batch_size, run.device,
+                                           run.state.phase_peaks);
   run.state.cache_seconds += seconds;
   run.state.train_seconds += seconds;
   return run.caches.input(run.device);
@@ -75,12 +77,14 @@ CachePass cache_outputs(BlockRun& run, BlockInput& input, int64_t k) {
   log_line("block " + std::to_string(k) + ": " + format_size(meter.current()) +
            " live before the caching pass");
   Stopwatch watch;
-  meter.reset_peak();
+  int64_t peak = 0;
   {
-    MemoryLimitGuard limit(meter, run.config.memory.budget);
+    const MeasuredPhase writing(meter, run.state.phase_peaks, "cache_write",
+                                run.config.memory.budget);
     run.caches.write(run.model, input, k, pb.first_unit, pb.last_unit, pb.cache_batch_size);
+    peak = writing.peak();
   }
-  const CachePass pass{meter.peak(), watch.seconds(), run.caches.bytes()};
+  const CachePass pass{peak, watch.seconds(), run.caches.bytes()};
   run.state.cache_seconds += pass.seconds;
   run.state.train_seconds += pass.seconds;
   return pass;
@@ -117,16 +121,20 @@ void run_block(BlockRun& run, int64_t k) {
   NeuroFluxRunState& state = run.state;
   MemoryMeter& meter = MemoryMeter::of(run.device);
   std::unique_ptr<BlockInput> input = block_input(run, k);
-  move_units_to_device(run.model, pb.first_unit, pb.last_unit, run.device);
+  // The block's own phases: its training peak is theirs, the run's gets them too.
+  PhasePeaks block_phases;
+  {
+    const MeasuredPhase placing(meter, block_phases, "train", run.config.memory.budget);
+    move_units_to_device(run.model, pb.first_unit, pb.last_unit, run.device);
+  }
   log_line("block " + std::to_string(k) + ": " + format_size(meter.current()) +
            " live on the device before training");
-  meter.reset_peak();
-  BlockOutcome outcome;
-  {
-    MemoryLimitGuard limit(meter, run.config.memory.budget);
-    outcome = train_block(run.model, *input, block_options(run, pb, k), run.config);
-  }
-  const int64_t training_peak = meter.peak();
+  BlockTrainingOptions options = block_options(run, pb, k);
+  options.phases = &block_phases;
+  options.device = run.device;
+  const BlockOutcome outcome = train_block(run.model, *input, options, run.config);
+  const int64_t training_peak = block_phases.max();
+  state.phase_peaks.merge(block_phases);
   state.train_seconds += outcome.train_seconds;
   state.eval_seconds += outcome.eval_seconds;
   for (auto& h : outcome.history) state.history.push_back(h);
@@ -138,7 +146,6 @@ void run_block(BlockRun& run, int64_t k) {
   input.reset();
   const BlockReport block = block_report(pb, outcome, training_peak, pass);
   state.blocks.push_back(block);
-  state.peak = std::max(state.peak, block.peak_memory_bytes);
   move_units_to_host(run.model, pb.first_unit, pb.last_unit, run.device);
   state.blocks_done = k + 1;
 }

@@ -9,11 +9,15 @@ using nlohmann::json;
 json NeuroFluxRunState::to_json() const {
   json heads = json::array();
   for (const auto& h : head_accuracy) heads.push_back(h ? json(*h) : json(nullptr));
-  return {{"blocks_done", blocks_done}, {"stopped_early", stopped_early},
-          {"blocks_without_gain", blocks_without_gain},
-          {"blocks", blocks_to_json(blocks)}, {"history", history_to_json(history)},
-          {"head_accuracy", heads}, {"train_seconds", train_seconds},
-          {"eval_seconds", eval_seconds}, {"cache_seconds", cache_seconds}, {"peak", peak}};
+  // "peak" too, for a reader of the older format.
+  json j = {{"blocks_done", blocks_done}, {"stopped_early", stopped_early},
+            {"blocks_without_gain", blocks_without_gain},
+            {"blocks", blocks_to_json(blocks)}, {"history", history_to_json(history)},
+            {"head_accuracy", heads}, {"train_seconds", train_seconds},
+            {"eval_seconds", eval_seconds}, {"cache_seconds", cache_seconds},
+            {"peak", phase_peaks.max()}};
+  j.update(phase_peaks_to_json(phase_peaks));
+  return j;
 }
 
 NeuroFluxRunState NeuroFluxRunState::from_json(const json& j) {
@@ -28,7 +32,7 @@ NeuroFluxRunState NeuroFluxRunState::from_json(const json& j) {
   s.train_seconds = j.at("train_seconds");
   s.eval_seconds = j.at("eval_seconds");
   s.cache_seconds = j.at("cache_seconds");
-  s.peak = j.at("peak");
+  s.phase_peaks = checkpoint_phase_peaks(j, "peak");
   return s;
 }
 

@@ -27,7 +27,9 @@ struct NeuroFluxRunState {
   std::vector<HistoryEntry> history;
   std::vector<std::optional<double>> head_accuracy;  ///< per unit; nullopt until trained
   double train_seconds = 0, eval_seconds = 0, cache_seconds = 0;
-  int64_t peak = 0;
+  /// Every phase's peak so far (profiling, each block's training, validation, caching,
+  /// checkpoints; those before a resume included): the run's peak is their maximum.
+  PhasePeaks phase_peaks;
 
   nlohmann::json to_json() const;
   static NeuroFluxRunState from_json(const nlohmann::json& j);

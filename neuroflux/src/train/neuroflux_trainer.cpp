@@ -8,6 +8,7 @@
 #include "neuroflux/exit/exit_selector.h"
 #include "neuroflux/exit/exported_model.h"
 #include "neuroflux/memory/device_residency.h"
+#include "neuroflux/memory/measured_phase.h"
 #include "neuroflux/models/unit_groups.h"
 #include "neuroflux/plan/module_choice.h"
 #include "neuroflux/plan/planner.h"
@@ -43,7 +44,6 @@ void check_plan_covers(const Plan& plan, int64_t units) {
 /// The exit and its test accuracy, in the report with the run's other results.
 void fill_report(Report& report, const NeuroFluxRunState& state, const ExitChoice& exit,
                  const Plan& plan, double profile_seconds) {
-  report.peak_memory_bytes = state.peak;
   report.train_seconds = state.train_seconds;
   report.eval_seconds = state.eval_seconds;
   report.blocks = state.blocks;
@@ -62,6 +62,12 @@ void fill_report(Report& report, const NeuroFluxRunState& state, const ExitChoic
   report.extra["plan"] = plan.to_json();
 }
 
+/// The run's peak is its largest phase's.
+void record_peaks(Report& report, const PhasePeaks& peaks) {
+  report.phase_peaks = peaks;
+  report.peak_memory_bytes = peaks.max();
+}
+
 }  // namespace
 
 NeuroFluxTrainer::NeuroFluxTrainer(TrainingSetup setup) : setup_(std::move(setup)) {}
@@ -70,6 +76,10 @@ std::pair<Profile, Plan> NeuroFluxTrainer::make_plan(UnitChain chain,
                                                      const data::DataSplits& data,
                                                      bool trace_allocations) {
   const Config& config = setup_.config;
+  // Under the budget like every phase; a unit's step at a batch the budget refuses is measured
+  // in a named unbudgeted probe (Profiler::profile_unit), so the planner still sees it.
+  const MeasuredPhase profiling(MemoryMeter::of(setup_.device), early_phases_, "profile",
+                                config.memory.budget);
   chain->to(setup_.device);
   ProfilerOptions options = profiler_options(config);
   options.trace_allocations = trace_allocations;
@@ -145,13 +155,18 @@ Report NeuroFluxTrainer::fit(UnitChain chain, const data::DataSplits& data,
   NeuroFluxRunState state;
   state.head_accuracy.assign(static_cast<size_t>(chain->size()), std::nullopt);
   state.train_seconds = profile_seconds;
+  MemoryMeter& meter = MemoryMeter::of(device);
   if (checkpoint.resuming()) {
-    state = checkpoint.restore(model);
+    {
+      const MeasuredPhase resume(meter, early_phases_, "resume", config.memory.budget);
+      state = checkpoint.restore(model);
+    }
     log_line("resuming after block " + std::to_string(state.blocks_done - 1));
   } else if (comm) {
     broadcast_module(*comm, *model);  // heads were built after rank-dependent profiling
   }
   move_to_host(*model, device);
+  state.phase_peaks.merge(early_phases_);
 
   RunCaches caches(config, setup_.out_dir, comm, local,
                    resumable_config(config).dump() + plan.to_json().dump());
@@ -159,6 +174,7 @@ Report NeuroFluxTrainer::fit(UnitChain chain, const data::DataSplits& data,
   for (int64_t k = state.blocks_done;
        k < static_cast<int64_t>(plan.blocks.size()) && !state.stopped_early; ++k) {
     run_block(run, k);
+    const MeasuredPhase saving(meter, state.phase_peaks, "checkpoint", config.memory.budget);
     checkpoint.save(model, state, plan, profile_seconds);
   }
   Report report = export_exit(chain, model, data, state, plan, profile_seconds);
@@ -172,24 +188,34 @@ Report NeuroFluxTrainer::export_exit(UnitChain chain, LocalModel& model,
   const Config& config = setup_.config;
   // The shallowest head within exit_tolerance of the best, exported with its units.
   const ExitChoice exit = select_exit(state.head_accuracy, config.neuroflux.exit_tolerance);
-  exported_ = exit_network(chain, exit.unit, model->head(exit.unit));
-  move_to_device(*exported_, setup_.device);
-  Stopwatch test_watch;
-  exported_->eval();
-  const EvalResult test = evaluate([&](const at::Tensor& x) { return exported_->forward(x); },
-                                   data.test, plan.blocks.front().cache_batch_size, setup_.device);
-  state.eval_seconds += test_watch.seconds();
+  MemoryMeter& meter = MemoryMeter::of(setup_.device);
+  EvalResult test;
+  {
+    const MeasuredPhase testing(meter, state.phase_peaks, "test", config.memory.budget);
+    exported_ = exit_network(chain, exit.unit, model->head(exit.unit));
+    move_to_device(*exported_, setup_.device);
+    Stopwatch test_watch;
+    exported_->eval();
+    test = evaluate([&](const at::Tensor& x) { return exported_->forward(x); }, data.test,
+                    plan.blocks.front().cache_batch_size, setup_.device);
+    state.eval_seconds += test_watch.seconds();
+  }
 
   Report report = make_report_skeleton(config, *chain, data, setup_.device);
   fill_report(report, state, exit, plan, profile_seconds);
+  record_peaks(report, state.phase_peaks);
   report.final.test_accuracy = test.accuracy;
   report.final.params = parameter_count(exported_);
   if (setup_.comm) add_rank_fields(report, *setup_.comm, config.distributed.mode);
   const std::string& out = setup_.out_dir;
   if (!out.empty() && setup_.write_results) {
-    save_exported(exported_, describe_export(config, *chain, exit.unit, plan.heads[exit.unit]),
-                  out + "/model.pt");
-    save_full_chain(chain, config, out + "/full_model.pt");
+    {
+      const MeasuredPhase exporting(meter, state.phase_peaks, "export", config.memory.budget);
+      save_exported(exported_, describe_export(config, *chain, exit.unit, plan.heads[exit.unit]),
+                    out + "/model.pt");
+      save_full_chain(chain, config, out + "/full_model.pt");
+    }
+    record_peaks(report, state.phase_peaks);
     report.write(out);
   }
   return report;

@@ -11,6 +11,7 @@
 #include "neuroflux/exit/exported_model.h"
 #include "neuroflux/local/local_model.h"
 #include "neuroflux/local/unit_step.h"
+#include "neuroflux/memory/measured_phase.h"
 #include "neuroflux/memory/memory_meter.h"
 #include "neuroflux/optim/optim.h"
 #include "neuroflux/util/progress.h"
@@ -66,6 +67,11 @@ class StageRun {
   void train_epoch(int64_t epoch);
   /// Every head's accuracy on `split`, summed over the stages (each fills its own units).
   std::vector<double> evaluate(Split split);
+  /// A phase of this stage under memory.budget, recorded in state.phase_peaks.
+  MeasuredPhase phase(const char* name) {
+    return MeasuredPhase(MemoryMeter::of(device_), state.phase_peaks, name,
+                         config_.memory.budget);
+  }
 
   LoopState state;
   double compute_seconds = 0;
@@ -90,7 +96,10 @@ class StageRun {
 };
 
 void StageRun::restore(const EpochCheckpoint& checkpoint) {
+  const PhasePeaks before = state.phase_peaks;
+  const MeasuredPhase resume = phase("resume");
   state = checkpoint.load(*model_, nullptr);
+  state.phase_peaks.merge(before);
   const std::string file = checkpoint.read_saved_state([&](const json& saved) {
     compute_seconds = saved.at("compute_seconds");
     micro_batches = saved.at("micro_batches");
@@ -179,21 +188,27 @@ void StageRun::train_epoch(int64_t epoch) {
   at::Tensor loss_sum = torch::zeros({n}, torch::kDouble);
   int64_t seen = 0;
   Stopwatch epoch_watch;
-  run_phase(
-      [&](const BatchFn& fn) {
-        input_->train_epoch(batch_, epoch, [&](const at::Tensor& x, const at::Tensor& y) {
-          if (x.size(0) >= 2) fn(x, y);  // batch norm needs two samples, as in run_epoch
+  {
+    const MeasuredPhase training = phase("train");
+    run_phase(
+        [&](const BatchFn& fn) {
+          input_->train_epoch(batch_, epoch, [&](const at::Tensor& x, const at::Tensor& y) {
+            if (x.size(0) >= 2) fn(x, y);  // batch norm needs two samples, as in run_epoch
+          });
+        },
+        [&](const at::Tensor& x, const at::Tensor& y) {
+          seen += x.size(0);
+          return train_step(x, y, loss_sum);
         });
-      },
-      [&](const at::Tensor& x, const at::Tensor& y) {
-        seen += x.size(0);
-        return train_step(x, y, loss_sum);
-      });
+  }
   const double epoch_seconds = epoch_watch.seconds();
   state.train_seconds += epoch_seconds;
   comm_.all_reduce_sum(loss_sum);
   Stopwatch eval_watch;
-  heads = evaluate(Split::kVal);
+  {
+    const MeasuredPhase validation = phase("validate");
+    heads = evaluate(Split::kVal);
+  }
   state.eval_seconds += eval_watch.seconds();
 
   HistoryEntry entry;
@@ -223,7 +238,8 @@ namespace {
 /// same weights; NeuroFlux's adaptive heads come out of rank 0's profiling. Rank 0 measures (or,
 /// resuming, reuses what it measured then); all place the stages from its figures, so all agree.
 std::pair<LocalModel, Profile> stage_model(const TrainingSetup& setup, UnitChain chain,
-                                           const EpochCheckpoint& checkpoint) {
+                                           const EpochCheckpoint& checkpoint,
+                                           PhasePeaks& phases) {
   const Config& config = setup.config;
   Communicator& comm = *setup.comm;
   LocalModel model{nullptr};
@@ -232,11 +248,14 @@ std::pair<LocalModel, Profile> stage_model(const TrainingSetup& setup, UnitChain
     model->to(setup.device);
   }
   std::string profile_text;
-  if (comm.rank() == 0)
-    profile_text = checkpoint.resuming()
-                       ? checkpoint.read_saved_state(
-                             [](const json& saved) { return saved.at("profile").dump(); })
-                       : pipeline_profile(config, chain, setup.device).to_json().dump();
+  if (comm.rank() == 0 && checkpoint.resuming()) {
+    profile_text = checkpoint.read_saved_state(
+        [](const json& saved) { return saved.at("profile").dump(); });
+  } else if (comm.rank() == 0) {
+    const MeasuredPhase profiling(MemoryMeter::of(setup.device), phases, "profile",
+                                  config.memory.budget);
+    profile_text = pipeline_profile(config, chain, setup.device).to_json().dump();
+  }
   Profile profile = Profile::from_json(json::parse(comm.broadcast_string(profile_text, 0)));
   if (config.method != "local") {
     std::vector<AuxHeadSpec> heads;
@@ -286,8 +305,8 @@ void gather_stages(Communicator& comm, LocalModel& model, const StagePlacement& 
     }
 }
 
-void write_results(const TrainingSetup& setup, UnitChain chain, LocalModel& model,
-                   const Profile& profile, const ExitChoice& exit, const Report& report) {
+void write_model_files(const TrainingSetup& setup, UnitChain chain, LocalModel& model,
+                       const Profile& profile, const ExitChoice& exit) {
   const Config& config = setup.config;
   if (config.method == "local") {
     save_full_chain(chain, config, setup.out_dir + "/model.pt");
@@ -298,19 +317,23 @@ void write_results(const TrainingSetup& setup, UnitChain chain, LocalModel& mode
                   setup.out_dir + "/model.pt");
     save_full_chain(chain, config, setup.out_dir + "/full_model.pt");
   }
-  report.write(setup.out_dir);
 }
 
 /// Tests every head, chooses the exit, and fills (on rank 0, writes) the report.
 Report test_and_report(const TrainingSetup& setup, UnitChain chain, LocalModel& model,
                        const data::DataSplits& data, StageRun& run,
-                       const StagePlacement& placement, const Profile& profile, int64_t peak) {
+                       const StagePlacement& placement, const Profile& profile) {
   const Config& config = setup.config;
   Communicator& comm = *setup.comm;
   const int64_t n = chain->size();
   Stopwatch test_watch;
-  const std::vector<double> test_heads = run.evaluate(Split::kTest);
+  std::vector<double> test_heads;
+  {
+    const MeasuredPhase testing = run.phase("test");
+    test_heads = run.evaluate(Split::kTest);
+  }
   run.state.eval_seconds += test_watch.seconds();
+  const int64_t peak = run.state.phase_peaks.max();
   gather_stages(comm, model, placement);
 
   const std::vector<double>& heads = run.heads;
@@ -322,6 +345,7 @@ Report test_and_report(const TrainingSetup& setup, UnitChain chain, LocalModel& 
   report.train_seconds = run.state.train_seconds;
   report.eval_seconds = run.state.eval_seconds;
   report.history = run.state.history;
+  report.phase_peaks = run.state.phase_peaks;
   report.peak_memory_bytes = peak;
   report.final.val_accuracy = exit.val_accuracy;
   report.final.test_accuracy = test_heads[exit.unit];
@@ -334,8 +358,16 @@ Report test_and_report(const TrainingSetup& setup, UnitChain chain, LocalModel& 
   report.extra["profile_seconds"] = profile.seconds;
   report.blocks = stage_reports(comm, placement, run, peak, config.train.epochs);
   add_rank_fields(report, comm, config.distributed.mode);
-  if (!setup.out_dir.empty() && setup.write_results)
-    write_results(setup, chain, model, profile, exit, report);
+  if (!setup.out_dir.empty() && setup.write_results) {
+    // Measured on the rank that exports; the stages' peaks above were gathered before it.
+    {
+      const MeasuredPhase exporting = run.phase("export");
+      write_model_files(setup, chain, model, profile, exit);
+    }
+    report.phase_peaks = run.state.phase_peaks;
+    report.peak_memory_bytes = report.phase_peaks.max();
+    report.write(setup.out_dir);
+  }
   return report;
 }
 
@@ -352,26 +384,24 @@ Report PipelineTrainer::fit(UnitChain chain, const data::DataSplits& data) {
   // Every rank checkpoints its own stage after each epoch (rank k under OUT/rank-k/); a resumed
   // job restarts all ranks from the epoch they all saved.
   EpochCheckpoint checkpoint(setup_);
-  auto [model, profile] = stage_model(setup_, chain, checkpoint);
+  PhasePeaks profiling;
+  auto [model, profile] = stage_model(setup_, chain, checkpoint, profiling);
   const StagePlacement placement = pipeline_placement(config, profile, data, comm.world_size());
   if (comm.rank() == 0) log_line("pipeline placement:\n" + placement.table());
 
   StageRun run(setup_, model, placement, data);
+  run.state.phase_peaks.merge(profiling);
   if (checkpoint.resuming()) run.restore(checkpoint);
   run.heads = run.state.history.empty()
                   ? std::vector<double>(static_cast<size_t>(chain->size()), 0.0)
                   : run.state.history.back().head_val_accuracy;
-  MemoryMeter& meter = MemoryMeter::of(setup_.device);
-  meter.reset_peak();
-  {
-    MemoryLimitGuard limit(meter, config.memory.budget);
-    for (int64_t epoch = run.state.epochs_done; epoch < config.train.epochs; ++epoch) {
-      run.train_epoch(epoch);
-      if (checkpoint.enabled()) run.save(checkpoint, profile);
-    }
+  for (int64_t epoch = run.state.epochs_done; epoch < config.train.epochs; ++epoch) {
+    run.train_epoch(epoch);
+    if (!checkpoint.enabled()) continue;
+    const MeasuredPhase saving = run.phase("checkpoint");
+    run.save(checkpoint, profile);
   }
-  const int64_t peak = meter.peak();
-  return test_and_report(setup_, chain, model, data, run, placement, profile, peak);
+  return test_and_report(setup_, chain, model, data, run, placement, profile);
 }
 
 }  // namespace neuroflux

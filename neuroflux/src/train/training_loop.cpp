@@ -39,10 +39,21 @@ EpochStats run_epoch(BlockInput& input, int64_t batch_size, int64_t epoch,
   return stats;
 }
 
+PhasePeaks checkpoint_phase_peaks(const json& state, const char* old_peak_key) {
+  if (state.contains("phase_peaks")) return phase_peaks_from_json(state);
+  PhasePeaks peaks;
+  const int64_t old_peak = state.value(old_peak_key, int64_t{0});
+  if (old_peak > 0) peaks.record("before_resume", old_peak);
+  return peaks;
+}
+
 json LoopState::to_json() const {
-  return {{"epochs_done", epochs_done}, {"train_seconds", train_seconds},
-          {"eval_seconds", eval_seconds}, {"peak_bytes", peak_bytes},
-          {"history", history_to_json(history)}};
+  // peak_bytes too, for a reader of the older format.
+  json j = {{"epochs_done", epochs_done}, {"train_seconds", train_seconds},
+            {"eval_seconds", eval_seconds}, {"peak_bytes", phase_peaks.max()},
+            {"history", history_to_json(history)}};
+  j.update(phase_peaks_to_json(phase_peaks));
+  return j;
 }
 
 LoopState LoopState::from_json(const json& state) {
@@ -50,7 +61,7 @@ LoopState LoopState::from_json(const json& state) {
   s.epochs_done = state.at("epochs_done");
   s.train_seconds = state.at("train_seconds");
   s.eval_seconds = state.at("eval_seconds");
-  s.peak_bytes = state.at("peak_bytes");
+  s.phase_peaks = checkpoint_phase_peaks(state, "peak_bytes");
   s.history = history_from_json(state.at("history"));
   return s;
 }
@@ -62,7 +73,7 @@ BlockReport whole_network_block(int64_t units, int64_t batch_size, int64_t epoch
   block.last_unit = units - 1;
   block.batch_size = batch_size;
   block.epochs = epochs;
-  block.peak_memory_bytes = state.peak_bytes;
+  block.peak_memory_bytes = state.phase_peaks.max();
   block.seconds = state.train_seconds;
   return block;
 }

@@ -48,12 +48,17 @@ HistoryEntry epoch_history_entry(int64_t epoch, const EpochStats& stats, double 
 struct LoopState {
   int64_t epochs_done = 0;
   double train_seconds = 0, eval_seconds = 0;
-  int64_t peak_bytes = 0;
+  PhasePeaks phase_peaks;  ///< of every phase so far, those before a resume included
   std::vector<HistoryEntry> history;
 
   nlohmann::json to_json() const;
   static LoopState from_json(const nlohmann::json& state);
 };
+
+/// The phase peaks a checkpoint's `state` carries. A checkpoint written before they were kept has
+/// only the run's peak so far (under `old_peak_key`): that comes back as the phase
+/// "before_resume", so a resumed run's peak still covers the epochs before the kill.
+PhasePeaks checkpoint_phase_peaks(const nlohmann::json& state, const char* old_peak_key);
 
 /// The config fields a resumed run must share with the run that wrote the checkpoint.
 nlohmann::json resumable_config(const Config& config);

@@ -52,7 +52,10 @@ void WholeNetworkRun::settle_batch_size(torch::nn::Module& model,
     return;
   }
   const ModuleSnapshot snapshot(model);
-  batch_size_ = choose_batch_size(setup_.config, meter_, trial, what_);
+  {
+    const MeasuredPhase trials = phase("batch_trials");
+    batch_size_ = choose_batch_size(setup_.config, meter_, trial, what_);
+  }
   // The per-rank budget may admit different batches on different ranks; all take the smallest.
   if (comm()) batch_size_ = comm()->min(batch_size_);
   snapshot.restore(model);
@@ -71,7 +74,13 @@ void WholeNetworkRun::trial_on_random_batch(
 
 void WholeNetworkRun::load_checkpoint(torch::nn::Module& model,
                                       torch::optim::Optimizer* optimizer) {
-  state_ = checkpoint_.load(model, optimizer);
+  // The phases measured before the checkpoint was read (none yet but the load) stay.
+  const PhasePeaks before = state_.phase_peaks;
+  {
+    const MeasuredPhase resume = phase("resume");
+    state_ = checkpoint_.load(model, optimizer);
+    state_.phase_peaks.merge(before);
+  }
   log_line("resuming " + what_ + " after epoch " + std::to_string(state_.epochs_done));
 }
 
@@ -83,19 +92,13 @@ void WholeNetworkRun::save_checkpoint(const torch::nn::Module& model,
 }
 
 double WholeNetworkRun::train_and_test(torch::nn::Module& model, const EpochHooks& hooks) {
-  const Config& config = setup_.config;
-  double test_accuracy = 0;
-  meter_.reset_peak();
-  {
-    MemoryLimitGuard limit(meter_, config.memory.budget);
-    for (int64_t epoch = state_.epochs_done; epoch < config.train.epochs; ++epoch)
-      train_epoch(model, epoch, hooks);
-    model.eval();
-    Stopwatch eval_watch;
-    test_accuracy = accuracy(hooks.test_logits, data_.test);
-    state_.eval_seconds += eval_watch.seconds();
-  }
-  state_.peak_bytes = std::max(state_.peak_bytes, meter_.peak());
+  for (int64_t epoch = state_.epochs_done; epoch < setup_.config.train.epochs; ++epoch)
+    train_epoch(model, epoch, hooks);
+  model.eval();
+  const MeasuredPhase test = phase("test");
+  Stopwatch eval_watch;
+  const double test_accuracy = accuracy(hooks.test_logits, data_.test);
+  state_.eval_seconds += eval_watch.seconds();
   return test_accuracy;
 }
 
@@ -105,21 +108,31 @@ void WholeNetworkRun::train_epoch(torch::nn::Module& model, int64_t epoch,
   const double lr = scheduled_lr(train, run_lr(train, batch_size_), epoch, train.epochs);
   hooks.set_lr(lr);
   model.train();
-  const EpochStats stats = run_epoch(
-      *input_, batch_size_, epoch,
-      "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(train.epochs), hooks.train_step);
+  EpochStats stats;
+  {
+    const MeasuredPhase training = phase("train");
+    stats = run_epoch(*input_, batch_size_, epoch,
+                      "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(train.epochs),
+                      hooks.train_step);
+    if (comm()) average_buffers(*comm(), model);
+  }
   state_.train_seconds += stats.seconds;
-  if (comm()) average_buffers(*comm(), model);
 
   Stopwatch eval_watch;
-  const Validation val = hooks.validate();
+  Validation val;
+  {
+    const MeasuredPhase validation = phase("validate");
+    val = hooks.validate();
+  }
   const double eval_seconds = eval_watch.seconds();
   state_.eval_seconds += eval_seconds;
   record_epoch(epoch, lr, stats, val, eval_seconds);
   log_line(what_ + " epoch " + std::to_string(epoch + 1) + ": loss " + std::to_string(stats.loss) +
            ", " + hooks.validation_name + " " + std::to_string(val.accuracy) + ", " +
            std::to_string(stats.seconds) + " s");
-  if (checkpoint_.enabled()) hooks.checkpoint(state_.epochs_done);
+  if (!checkpoint_.enabled()) return;
+  const MeasuredPhase saving = phase("checkpoint");
+  hooks.checkpoint(state_.epochs_done);
 }
 
 void WholeNetworkRun::record_epoch(int64_t epoch, double lr, const EpochStats& stats,
@@ -131,13 +144,13 @@ void WholeNetworkRun::record_epoch(int64_t epoch, double lr, const EpochStats& s
   entry.head_val_accuracy = val.heads;
   state_.history.push_back(entry);
   state_.epochs_done = epoch + 1;
-  state_.peak_bytes = std::max(state_.peak_bytes, meter_.peak());
 }
 
 Report WholeNetworkRun::report(UnitChainImpl& chain, double test_accuracy) {
   const Config& config = setup_.config;
   Report report = make_report_skeleton(config, chain, data_, setup_.device);
-  report.peak_memory_bytes = state_.peak_bytes;
+  report.phase_peaks = state_.phase_peaks;
+  report.peak_memory_bytes = state_.phase_peaks.max();
   report.train_seconds = state_.train_seconds;
   report.eval_seconds = state_.eval_seconds;
   report.history = state_.history;
@@ -151,10 +164,19 @@ Report WholeNetworkRun::report(UnitChainImpl& chain, double test_accuracy) {
   return report;
 }
 
-void WholeNetworkRun::write_results(UnitChain& chain, const Report& report) const {
+void WholeNetworkRun::write_results(UnitChain& chain, Report& report) {
   if (setup_.out_dir.empty() || !setup_.write_results) return;
-  save_full_chain(chain, setup_.config, setup_.out_dir + "/model.pt");
+  {
+    const MeasuredPhase exporting = phase("export");
+    save_full_chain(chain, setup_.config, setup_.out_dir + "/model.pt");
+  }
+  report.phase_peaks.merge(state_.phase_peaks);
+  report.peak_memory_bytes = report.phase_peaks.max();
   report.write(setup_.out_dir);
+}
+
+MeasuredPhase WholeNetworkRun::phase(const std::string& name) {
+  return MeasuredPhase(meter_, state_.phase_peaks, name, setup_.config.memory.budget);
 }
 
 }  // namespace neuroflux

@@ -17,6 +17,7 @@
 
 #include "neuroflux/data/block_input.h"
 #include "neuroflux/data/data_splits.h"
+#include "neuroflux/memory/measured_phase.h"
 #include "neuroflux/memory/memory_meter.h"
 #include "neuroflux/models/unit_chain.h"
 #include "neuroflux/report/report.h"
@@ -85,14 +86,20 @@ class WholeNetworkRun {
                        const nlohmann::json& extra = nlohmann::json::object(),
                        const std::vector<std::string>& files = {});
 
-  /// The epochs still to run on `model`, then its test accuracy, all under memory.budget.
+  /// The epochs still to run on `model` (the phases "train", "validate", "checkpoint" each
+  /// epoch), then its test accuracy ("test"), all under memory.budget.
   double train_and_test(torch::nn::Module& model, const EpochHooks& hooks);
 
   /// The fields every whole-network report has: memory, seconds, history, the final accuracies,
   /// the single block and, data parallel, every rank's figures (a collective).
   Report report(UnitChainImpl& chain, double test_accuracy);
-  /// model.pt and the report into out_dir, on the rank that writes results.
-  void write_results(UnitChain& chain, const Report& report) const;
+  /// model.pt (measured as the phase "export", added to the report) and the report into
+  /// out_dir, on the rank that writes results.
+  void write_results(UnitChain& chain, Report& report);
+
+  /// A phase of this run under memory.budget, recorded in its phase peaks (and so in the
+  /// checkpoint and the report).
+  MeasuredPhase phase(const std::string& name);
 
  private:
   void train_epoch(torch::nn::Module& model, int64_t epoch, const EpochHooks& hooks);

@@ -13,6 +13,7 @@
 #include "neuroflux/config/config.h"
 #include "neuroflux/data/data_splits.h"
 #include "neuroflux/local/local_model.h"
+#include "neuroflux/util/phase_peaks.h"
 
 namespace neuroflux {
 
@@ -43,9 +44,10 @@ class RunCaches {
   /// Block `block`'s caches, which the block after it trains on: the ones written last, else
   /// opened from disk when they are there and valid (a resumed run), else recomputed from the
   /// trained units 0..last on `device` (those units are moved there and back). Returns the
-  /// seconds spent recomputing (0 when none was needed).
+  /// seconds spent recomputing (0 when none was needed). Recomputing is the phase
+  /// "cache_recompute", measured under memory.budget and recorded in `phases`.
   double ensure(LocalModel& model, int64_t block, int64_t last, int64_t batch_size,
-                const c10::Device& device);
+                const c10::Device& device, PhasePeaks& phases);
 
   /// A BlockInput over the current caches.
   std::unique_ptr<BlockInput> input(const c10::Device& device) const;

@@ -29,7 +29,9 @@ class MemoryMeter {
   virtual ~MemoryMeter() = default;
   virtual int64_t current() const = 0;     ///< live tracked bytes now
   virtual int64_t peak() const = 0;        ///< highest live bytes since the last reset_peak()
-  virtual void reset_peak() = 0;           ///< peak := current
+  /// peak := current. Inside a MeasuredPhase the peak so far is first carried into the phase,
+  /// so a reset (a batch trial's, a profiled step's) never loses a phase's peak.
+  void reset_peak();
   /// Refuse allocations that would take live bytes past `bytes`; nullopt removes the limit.
   virtual void set_limit(std::optional<int64_t> bytes) = 0;
   virtual std::optional<int64_t> limit() const = 0;
@@ -39,6 +41,9 @@ class MemoryMeter {
   /// Gives the cached free blocks back to the system; live bytes are untouched.
   virtual void release_cached() = 0;
   virtual std::string device_name() const = 0;
+
+ protected:
+  virtual void reset_peak_to_current() = 0;
 };
 
 /// While alive on this thread, CPU allocations are neither counted nor limited (nor is their

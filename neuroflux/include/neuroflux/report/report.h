@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "neuroflux/util/cpu_usage.h"
+#include "neuroflux/util/phase_peaks.h"
 
 namespace neuroflux {
 
@@ -49,7 +50,9 @@ struct FinalReport {
 struct Report {
   std::string method, model, dataset, device;
   std::optional<int64_t> budget_bytes;
-  int64_t peak_memory_bytes = 0;
+  int64_t peak_memory_bytes = 0;  ///< phase_peaks.max(): every phase ran under the budget
+  /// Written as "phase_peaks" (name -> bytes) and, when any ran, "unbudgeted_probe_peaks".
+  PhasePeaks phase_peaks;
   double train_seconds = 0;
   double eval_seconds = 0;
   int64_t epochs = 0;
@@ -69,6 +72,10 @@ struct Report {
 nlohmann::json blocks_to_json(const std::vector<BlockReport>& blocks);
 std::vector<BlockReport> blocks_from_json(const nlohmann::json& blocks);
 std::string history_csv(const std::vector<HistoryEntry>& history);
+nlohmann::json phase_peaks_to_json(const PhasePeaks& peaks);
+/// Reads "phase_peaks" and "unbudgeted_probe_peaks" of `json` where they are (a report, a
+/// checkpoint's state); absent, nothing is recorded.
+PhasePeaks phase_peaks_from_json(const nlohmann::json& json);
 nlohmann::json history_to_json(const std::vector<HistoryEntry>& history);
 std::vector<HistoryEntry> history_from_json(const nlohmann::json& history);
 

@@ -20,7 +20,8 @@ struct BatchFit {
   int64_t peak_bytes = 0;   ///< measured peak of the trial at that batch size
 };
 
-/// Peak live bytes while `trial(batch_size)` runs, with no limit.
+/// Peak live bytes while `trial(batch_size)` runs, with no limit: an UnbudgetedProbe, named in
+/// the log and the report, never part of a phase's peak.
 int64_t measure_trial_peak(MemoryMeter& meter, const BatchTrial& trial, int64_t batch_size);
 
 /// Whether `trial(batch_size)` completes under `budget`; its peak goes to `peak` if it does.

@@ -45,6 +45,11 @@ struct BlockTrainingOptions {
   /// statistics averaged each epoch, and rank 0's evaluation decides when to stop.
   std::shared_ptr<Communicator> comm;
   int64_t bucket_bytes = 1 << 20;
+  /// Where the phases "train" (each epoch, and setting up and restoring the best weights) and
+  /// "validate" (each epoch's evaluation) are recorded, measured on `device`'s meter under
+  /// memory.budget; null records them nowhere (they still run under the budget).
+  PhasePeaks* phases = nullptr;
+  c10::Device device = c10::kCPU;
 };
 
 /// `model`'s block units must be on the device `input` delivers batches to.

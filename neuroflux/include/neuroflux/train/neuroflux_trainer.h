@@ -11,6 +11,7 @@
 #include "neuroflux/profile/profile.h"
 #include "neuroflux/report/report.h"
 #include "neuroflux/train/training_setup.h"
+#include "neuroflux/util/phase_peaks.h"
 
 namespace neuroflux {
 
@@ -44,6 +45,8 @@ class NeuroFluxTrainer {
 
   TrainingSetup setup_;
   torch::nn::Sequential exported_{nullptr};
+  /// Phases measured before the run state exists (profiling, resuming); fit() merges them in.
+  PhasePeaks early_phases_;
 };
 
 }  // namespace neuroflux
