@@ -58,7 +58,7 @@ TEST_CASE("exit ensembles are candidates: shallowest within tolerance, then the 
   CHECK(a.best_ensemble);
   CHECK(a.best_val_accuracy == 0.905);
   // Same depth as head 2 (pair (1, 2)): the more accurate wins; a tie keeps the single head.
-  const ExitChoice b = select_exit({0.80, 0.86, 0.88, std::nullopt}, {std::nullopt, 0.89}, 0.05);
+  const ExitChoice b = select_exit({0.80, 0.86, 0.88, std::nullopt}, {std::nullopt, 0.89}, 0.01);
   CHECK(b.unit == 1);
   CHECK(b.ensemble);
   const ExitChoice c = select_exit({0.80, 0.86, 0.89, std::nullopt}, {std::nullopt, 0.89}, 0.0);
