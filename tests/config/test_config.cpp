@@ -133,6 +133,29 @@ TEST_CASE("bad values are refused with the JSON path", "[config][unit]") {
             .rfind("/train/lr_reference_batch:", 0) == 0);
 }
 
+TEST_CASE("warmup_epochs, aux_depth and exit_ensemble: values, defaults, refusals",
+          "[config][unit]") {
+  const Config d = Config::from_json(json::object());
+  CHECK(d.train.warmup_epochs == 0);
+  CHECK_FALSE(d.neuroflux.exit_ensemble);
+  const Config c = Config::from_json(
+      {{"train", {{"epochs", 4}, {"warmup_epochs", 0.5}}},
+       {"neuroflux", {{"exit_ensemble", true}}}});
+  CHECK(c.train.warmup_epochs == 0.5);
+  CHECK(c.neuroflux.exit_ensemble);
+  CHECK(Config::from_json(c.to_json()).to_json() == c.to_json());
+  CHECK(error_of({{"train", {{"warmup_epochs", -1}}}}).rfind("/train/warmup_epochs:", 0) == 0);
+  CHECK(error_of({{"train", {{"warmup_epochs", "two"}}}}).rfind("/train/warmup_epochs:", 0) == 0);
+  CHECK(error_of({{"train", {{"epochs", 3}, {"warmup_epochs", 3}}}})
+            .rfind("/train/warmup_epochs: expected fewer than /train/epochs (3) epochs", 0) == 0);
+  CHECK(error_of({{"neuroflux", {{"aux_depth", -2}}}}) ==
+        "/neuroflux/aux_depth: expected a non-negative integer, got -2");
+  const Config copies = Config::from_json({{"neuroflux", {{"aux", "copies"}, {"aux_depth", 3}}}});
+  CHECK(copies.neuroflux.aux_depth == 3);
+  CHECK(error_of({{"neuroflux", {{"exit_ensemble", "yes"}}}}) ==
+        "/neuroflux/exit_ensemble: expected true or false, got \"yes\"");
+}
+
 TEST_CASE("--set overrides reach nested keys and parse JSON values", "[config][unit]") {
   json j = json::object();
   Config::apply_overrides(j, {"train.epochs=5", "model.name=vgg16", "memory.budget=\"1GiB\"",

@@ -127,7 +127,9 @@ void check_model(const ModelConfig& model, const std::vector<int64_t>& shape, in
   if (!modules.empty()) chain = group_units(chain, modules);
   const int64_t unit = exit_unit < 0 ? chain->size() + exit_unit : exit_unit;
   torch::nn::Sequential head_network =
-      head.classifier ? chain->classifier() : make_aux_head(chain->output_shape(unit), head, 5);
+      head.classifier ? chain->classifier()
+                      : make_aux_head(chain->output_shape(unit), head, 5,
+                                      following_units(*chain, unit));
   check_export(exit_network(chain, unit, head_network),
                describe_export(config_of(model), *chain, unit, head), name);
 }
@@ -167,6 +169,42 @@ TEST_CASE("every head family exports as TorchScript", "[exit][unit]") {
   check_model(model, {1, 16, 16}, 2, AuxHeadSpec{1, 16, false, true, "deep"}, "head-deep");
   check_model(zoo("resnet18", 0.125), {3, 16, 16}, 2, AuxHeadSpec{1, 16, false, true, "deep"},
               "resnet18-head-deep");
+  // AugLocal's copies of the next units: residual, inverted-residual and conv blocks, and the
+  // plain pool + linear head of depth 0; a grouped chain's copies are its built units.
+  AuxHeadSpec copies{1, 1, false, true, "copies"};
+  copies.depth = 3;
+  check_model(zoo("resnet18", 0.125), {3, 16, 16}, 1, copies, "resnet18-head-copies");
+  check_model(zoo("mobilenetv2", 0.25), {3, 16, 16}, 2, copies, "mobilenetv2-head-copies");
+  check_model(zoo("vgg11", 0.0625), {3, 16, 16}, 0, copies, "vgg11-head-copies");
+  check_model(zoo("resnet18", 0.125), {3, 16, 16}, 0, copies, "resnet18-modules-head-copies",
+              {3, 2, 2, 2});
+  copies.depth = 0;
+  check_model(zoo("resnet18", 0.125), {3, 16, 16}, 7, copies, "resnet18-head-copies-0");
+}
+
+TEST_CASE("exit ensembles export as TorchScript and reload", "[exit][unit]") {
+  // Unit k's head averaged with unit k + 1's (an aux head, or the classifier at the last unit):
+  // a residual block and an inverted residual run inside the ensemble's tail.
+  const auto check_ensemble = [](const ModelConfig& model, const std::vector<int64_t>& shape,
+                                 int64_t unit, const AuxHeadSpec& head, const AuxHeadSpec& next,
+                                 const std::string& name) {
+    UnitChain chain = build_model(model, shape, 5);
+    const auto head_of = [&](int64_t i, const AuxHeadSpec& spec) {
+      return spec.classifier ? chain->classifier()
+                             : make_aux_head(chain->output_shape(i), spec, 5);
+    };
+    ExportDescription description = describe_export(config_of(model), *chain, unit, head);
+    description.next_head = next;
+    check_export(ensemble_exit_network(chain, unit, head_of(unit, head), head_of(unit + 1, next)),
+                 description, name);
+  };
+  check_ensemble(zoo("resnet18", 0.125), {3, 16, 16}, 2, AuxHeadSpec{1, 16, false, true, "deep"},
+                 AuxHeadSpec{2, 16, false}, "resnet18-ensemble");
+  check_ensemble(zoo("mobilenetv2", 0.25), {3, 16, 16}, 3, AuxHeadSpec{1, 16, false},
+                 AuxHeadSpec{1, 16, false, true, "deep"}, "mobilenetv2-ensemble");
+  UnitChain vgg = build_model(zoo("vgg11", 0.0625), {3, 16, 16}, 5);
+  check_ensemble(zoo("vgg11", 0.0625), {3, 16, 16}, vgg->size() - 2, AuxHeadSpec{1, 16, false},
+                 kClassifier, "vgg11-ensemble-classifier");
 }
 
 TEST_CASE("bitmap activations, row-centric blocks and grouped modules export as plain layers",

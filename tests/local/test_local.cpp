@@ -5,6 +5,7 @@
 #include "neuroflux/local/local_model.h"
 #include "neuroflux/local/unit_step.h"
 #include "neuroflux/models/model_zoo.h"
+#include "neuroflux/models/unit_groups.h"
 #include "neuroflux/optim/optim.h"
 
 using namespace neuroflux;
@@ -36,6 +37,73 @@ TEST_CASE("deep heads pool to a few pixels, then 1x1 convs and a small MLP", "[l
         classes);
   CHECK(AuxHeadSpec::from_json(spec.to_json()) == spec);
   CHECK(AuxHeadSpec::from_json(AuxHeadSpec{2, 8, false}.to_json()).family == "conv");
+}
+
+TEST_CASE("copies heads: fresh copies of the next units, fewer with depth", "[local][unit]") {
+  for (const std::string name : {"resnet18", "mobilenetv2", "vgg11"}) {
+    INFO(name);
+    ModelConfig mc;
+    mc.name = name;
+    mc.width = 0.125;
+    UnitChain chain = build_model(mc, {3, 16, 16}, 5);
+    const int64_t n = chain->size();
+    // No cap: unit i copies every unit after it (depth n - 1 - i), 1 at unit n - 2.
+    const std::vector<AuxHeadSpec> all = copies_head_specs(*chain, 0);
+    REQUIRE(static_cast<int64_t>(all.size()) == n);
+    CHECK(all[0].depth == n - 1);
+    CHECK(all[n - 2].depth == 1);
+    CHECK(all.back().classifier);
+    // Capped at 3: round(3 (n - 1 - i) / (n - 1)), from 3 at the first unit to 0 or 1.
+    const std::vector<AuxHeadSpec> specs = copies_head_specs(*chain, 3);
+    for (int64_t i = 0; i + 1 < n; ++i) {
+      const auto want = std::llround(3.0 * static_cast<double>(n - 1 - i) / (n - 1));
+      CHECK(specs[i].depth == std::min<int64_t>(want, n - 1 - i));
+      CHECK(AuxHeadSpec::from_json(specs[i].to_json()) == specs[i]);
+    }
+    LocalModel model(chain, specs);
+    for (int64_t i = 0; i + 1 < n; ++i) {
+      auto& head = model->head(i);
+      // The copies' parameters have the next units' shapes but are their own tensors.
+      std::vector<at::Tensor> copied;
+      for (int64_t d = 0; d < specs[i].depth; ++d)
+        for (const auto& p : head[d]->parameters()) copied.push_back(p);
+      std::vector<at::Tensor> originals;
+      for (int64_t d = 0; d < specs[i].depth; ++d)
+        for (const auto& p : chain->unit(i + 1 + d)->parameters()) originals.push_back(p);
+      REQUIRE(copied.size() == originals.size());
+      for (size_t k = 0; k < copied.size(); ++k) {
+        CHECK(copied[k].sizes() == originals[k].sizes());
+        CHECK(copied[k].data_ptr() != originals[k].data_ptr());
+      }
+      // The copy of a conv is initialised afresh, not the unit's twin.
+      for (size_t k = 0; k < copied.size(); ++k)
+        if (copied[k].dim() == 4 && copied[k].numel() > 8)
+          CHECK_FALSE(torch::equal(copied[k], originals[k]));
+      const at::Tensor features = chain->forward_units(torch::randn({2, 3, 16, 16}), 0, i + 1);
+      CHECK(head->forward(features).sizes() == at::IntArrayRef({2, 5}));
+    }
+  }
+  // Depth 0 is a plain pool + linear head.
+  auto plain = make_aux_head({8, 4, 4}, AuxHeadSpec{1, 1, false, true, "copies"}, 3);
+  CHECK(plain->size() == 3);
+  CHECK(plain->forward(torch::randn({2, 8, 4, 4})).sizes() == at::IntArrayRef({2, 3}));
+}
+
+TEST_CASE("copies heads count built units in grouped modules", "[local][unit]") {
+  ModelConfig mc;
+  mc.name = "resnet18";
+  mc.width = 0.125;
+  UnitChain built = build_model(mc, {3, 16, 16}, 5);
+  UnitChain grouped = group_units(built, module_sizes(kStageModules, *built));
+  REQUIRE(grouped->size() < built->size());
+  const auto following = following_units(*grouped, 0);
+  CHECK(static_cast<int64_t>(following.size()) == built->size() - grouped->module_sizes()[0]);
+  const std::vector<AuxHeadSpec> specs = copies_head_specs(*grouped, 0);
+  CHECK(specs[0].depth == static_cast<int64_t>(following.size()));
+  LocalModel model(grouped, specs);
+  const at::Tensor x = torch::randn({2, 3, 16, 16});
+  CHECK(model->head(0)->forward(grouped->forward_units(x, 0, 1)).sizes() ==
+        at::IntArrayRef({2, 5}));
 }
 
 TEST_CASE("the adaptive rule respects both fractions and pools only where needed",

@@ -48,6 +48,68 @@ TEST_CASE("schedules: cosine from the base rate, step decay, constant", "[optim]
   CHECK(scheduled_lr(config, 0.1, 7, 8) == Approx(0.1));
 }
 
+TEST_CASE("warm-up: a linear ramp per batch, then cosine over the remaining epochs",
+          "[optim][unit]") {
+  TrainConfig config;
+  config.schedule = "cosine";
+  config.warmup_epochs = 1;
+  const double pi = std::acos(-1.0);
+  // 3 epochs of 4 batches, warm-up 1 epoch: batch k of epoch 0 runs at 0.1 (k + 1) / 4.
+  CHECK(scheduled_lr(config, 0.1, 0, 3, 0, 4) == Approx(0.025));
+  CHECK(scheduled_lr(config, 0.1, 0, 3, 2, 4) == Approx(0.075));
+  CHECK(scheduled_lr(config, 0.1, 0, 3, 3, 4) == Approx(0.1));
+  // Then cosine over the 2 epochs left: t = 1 is its start, t = 2.5 three quarters through.
+  CHECK(scheduled_lr(config, 0.1, 1, 3, 0, 4) == Approx(0.1));
+  CHECK(scheduled_lr(config, 0.1, 2, 3, 0, 4) == Approx(0.05));
+  CHECK(scheduled_lr(config, 0.1, 2, 3, 2, 4) == Approx(0.05 * (1 - std::sqrt(0.5))));
+  // A fractional warm-up: half an epoch of 4 batches is 2 batches at 0.05 and 0.1; then t = 1.5
+  // of 2 epochs is two thirds of the 1.5 cosine epochs: 0.05 (1 + cos(2 pi / 3)) = 0.025.
+  config.warmup_epochs = 0.5;
+  CHECK(scheduled_lr(config, 0.1, 0, 2, 0, 4) == Approx(0.05));
+  CHECK(scheduled_lr(config, 0.1, 0, 2, 1, 4) == Approx(0.1));
+  CHECK(scheduled_lr(config, 0.1, 0, 2, 2, 4) == Approx(0.1));
+  CHECK(scheduled_lr(config, 0.1, 1, 2, 2, 4) == Approx(0.025));
+  // A block of 2 epochs under a 3-epoch warm-up warms up over 1 (half its epochs).
+  config.warmup_epochs = 3;
+  CHECK(warmup_epochs_for(config, 2) == 1.0);
+  CHECK(scheduled_lr(config, 0.1, 0, 2, 0, 2) == Approx(0.05));
+  CHECK(scheduled_lr(config, 0.1, 1, 2, 0, 2) == Approx(0.1));
+  // Step and constant keep their epoch rates once warm.
+  config.warmup_epochs = 1;
+  config.schedule = "step";
+  config.step_size = 2;
+  CHECK(scheduled_lr(config, 0.1, 0, 6, 1, 2) == Approx(0.1));
+  CHECK(scheduled_lr(config, 0.1, 2, 6, 1, 2) == Approx(0.01));
+  // No warm-up: the epoch rate for every batch, as before warm-up existed.
+  config.schedule = "cosine";
+  config.warmup_epochs = 0;
+  CHECK(scheduled_lr(config, 0.1, 2, 4, 3, 4) == scheduled_lr(config, 0.1, 2, 4));
+}
+
+TEST_CASE("BatchLrSchedule sets each batch's rate, or each epoch's without warm-up",
+          "[optim][unit]") {
+  TrainConfig config;
+  config.warmup_epochs = 1;
+  std::vector<double> set;
+  // 10 samples in batches of 4: 3 batches per epoch (the last one partial).
+  BatchLrSchedule schedule(config, 0.3, 3, 10, 4, [&set](double lr) { set.push_back(lr); });
+  CHECK(schedule.start_epoch(0) == Approx(0.1));
+  for (int b = 0; b < 3; ++b) schedule.before_batch();
+  REQUIRE(set.size() == 4);  // the epoch's start, then each batch
+  CHECK(set[1] == Approx(0.1));
+  CHECK(set[2] == Approx(0.2));
+  CHECK(set[3] == Approx(0.3));
+  schedule.start_epoch(2);
+  schedule.before_batch();
+  CHECK(set.back() == Approx(0.15));  // half-way through the cosine's 2 epochs
+  config.warmup_epochs = 0;
+  set.clear();
+  BatchLrSchedule plain(config, 0.3, 3, 10, 4, [&set](double lr) { set.push_back(lr); });
+  plain.start_epoch(1);
+  for (int b = 0; b < 3; ++b) plain.before_batch();
+  CHECK(set.size() == 1);
+}
+
 TEST_CASE("the optimizer steps at the rate set on it", "[optim][unit]") {
   TrainConfig config;
   config.optimizer = "sgd";

@@ -20,6 +20,12 @@ expect 2 "/train/epochs: expected a positive integer, got -3" -- \
   "$bin" train --config "$cfg" --set train.epochs=-3 --out "$tmp/a"
 expect 2 "/train/epochz: unknown key" -- "$bin" train --config "$cfg" --set train.epochz=3 --out "$tmp/a"
 expect 2 "/model/name" -- "$bin" train --config "$cfg" --set model.name=alexnet --out "$tmp/a"
+expect 2 "/train/warmup_epochs: expected a number" -- \
+  "$bin" train --config "$cfg" --set train.warmup_epochs=-1 --out "$tmp/a"
+expect 2 "/neuroflux/exit_ensemble: expected true or false" -- \
+  "$bin" train --config "$cfg" --set neuroflux.exit_ensemble=maybe --out "$tmp/a"
+expect 2 "/neuroflux/aux: expected one of" -- \
+  "$bin" train --config "$cfg" --set neuroflux.aux=clones --out "$tmp/a"
 expect 2 "cannot open the config file" -- "$bin" train --config "$tmp/missing.json"
 printf '{"train": {"epochs": 3,}}' > "$tmp/bad.json"
 expect 2 "bad.json:1:" -- "$bin" train --config "$tmp/bad.json"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# model.pt runs without NeuroFlux: the exported models of two tiny runs (NeuroFlux's early exit
-# with an auxiliary head and batch norm; a row-centric ResNet trained by backprop) are loaded by
+# model.pt runs without NeuroFlux: the exported models of three tiny runs (NeuroFlux's early exit
+# with an auxiliary head and batch norm; the same with a copies head; a row-centric ResNet trained
+# by backprop) are loaded by
 # Python with torch.jit.load and give the logits `neuroflux eval --save-outputs` computed with the
 # C++ network, to float tolerance. Fails when model.pt has no forward, a graph calls a neuroflux::
 # operator (plain PyTorch has none), or the logits differ.
@@ -34,6 +35,15 @@ cat > "$tmp/rows.json" <<JSON
   "model": {"name": "resnet18", "width": 0.125, "batch_norm": false,
             "row_centric": {"stripes": 2}}, $data,
   "train": {"epochs": 1, "batch_size": 32} }
+JSON
+
+# AugLocal's copies heads: unit 0's head holds fresh copies of units 1 and 2.
+cat > "$tmp/copies.json" <<JSON
+{ "method": "neuroflux", "seed": 5, "threads": 1,
+  "model": {"name": "simplecnn", "width": 0.25}, $data,
+  "train": {"epochs": 1, "batch_size": 32, "max_batch_size": 64},
+  "neuroflux": {"progressive_exit": false, "aux": "copies", "aux_depth": 2,
+                "unit_modes": "plain", "exit_tolerance": 1.0} }
 JSON
 
 check() {  # check MODEL OUTPUTS: Python's logits for the saved inputs against the saved logits
@@ -71,7 +81,7 @@ print(f"ok: {model_path.split('/')[-2]}/{model_path.split('/')[-1]}: "
 PY
 }
 
-for run in neuroflux rows; do
+for run in neuroflux rows copies; do
   if ! "$bin" train --config "$tmp/$run.json" --out "$tmp/$run" >"$tmp/$run.log" 2>&1; then
     echo "FAIL: $run: training failed:"; cat "$tmp/$run.log"; fail=1; continue
   fi

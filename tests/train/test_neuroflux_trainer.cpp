@@ -1,6 +1,8 @@
 #include <catch2/catch.hpp>
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 
 #include "neuroflux/util/errors.h"
@@ -31,7 +33,8 @@ TEST_CASE("neuroflux trains under a budget that backprop's batch needs three tim
   // decoders' weights and maps included).
   const auto [aux, loss] = GENERATE(std::pair<std::string, std::string>{"adaptive", "ce"},
                                     std::pair<std::string, std::string>{"deep", "ce"},
-                                    std::pair<std::string, std::string>{"deep", "ce+sim+recon"});
+                                    std::pair<std::string, std::string>{"deep", "ce+sim+recon"},
+                                    std::pair<std::string, std::string>{"copies", "ce"});
   INFO("neuroflux.aux = " << aux << ", neuroflux.local_loss = " << loss);
   Config nf = synthetic_config("neuroflux");
   nf.memory.budget = backprop_peak / 3;
@@ -133,4 +136,72 @@ TEST_CASE("below plain units' smallest budget NeuroFlux trains with leaner unit 
   CHECK(leaner > 0);
   CHECK(report.final.val_accuracy > 0.4);   // four classes: it learnt
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("train.warmup_epochs: every block warms up over its own epochs, backprop over the run",
+          "[neuroflux][integration]") {
+  Config bp = synthetic_config("backprop");
+  bp.train.epochs = 2;
+  bp.train.warmup_epochs = 0.5;
+  bp.output.dir = fresh_dir("warmup-bp");
+  const Report backprop = run_training(bp, false);
+  // 576 training samples in batches of 32: 18 batches, the warm-up 9 of them. The history
+  // records each epoch's first batch: 0.05 / 9, then the cosine's start, 0.05.
+  const int64_t train_samples = backprop.extra.at("train_samples");
+  REQUIRE(train_samples == 576);
+  REQUIRE(backprop.history.size() == 2);
+  CHECK(backprop.history[0].lr == Approx(0.05 / 9));
+  CHECK(backprop.history[1].lr == Approx(0.05 * 0.5 * (1 + std::cos(std::acos(-1.0) / 3))));
+
+  Config nf = synthetic_config("neuroflux");
+  nf.memory.budget = backprop.peak_memory_bytes / 2;
+  nf.train.epochs = 2;
+  nf.train.warmup_epochs = 1;
+  nf.neuroflux.progressive_exit = false;
+  nf.output.dir = fresh_dir("warmup-nf");
+  const Report report = run_training(nf, false);
+  REQUIRE(report.blocks.size() >= 2);
+  for (const auto& b : report.blocks) {
+    // Block k's first batch: its rate / (its batches per epoch x its warm-up), the warm-up at
+    // most half of the block's planned epochs.
+    const auto k = static_cast<int64_t>(&b - &report.blocks.front());
+    const double lr = b.extra.at("lr");
+    const double warmup = std::min(1.0, 0.5 * b.extra.at("epochs_planned").get<double>());
+    const double batches = std::ceil(static_cast<double>(train_samples) / b.batch_size);
+    INFO("block " << k << ": batch " << b.batch_size << ", lr " << lr);
+    const auto first = std::find_if(report.history.begin(), report.history.end(),
+                                    [k](const HistoryEntry& h) { return h.block == k; });
+    REQUIRE(first != report.history.end());
+    CHECK(first->epoch == 1);
+    CHECK(first->lr == Approx(lr / (batches * warmup)));
+  }
+}
+
+TEST_CASE("exit_ensemble: pairs of neighbouring heads are exit candidates",
+          "[neuroflux][integration]") {
+  Config config = synthetic_config("neuroflux");
+  config.train.epochs = 1;
+  config.neuroflux.progressive_exit = false;
+  config.neuroflux.exit_ensemble = true;
+  config.neuroflux.exit_tolerance = 0;  // the most accurate candidate, head or pair
+  config.output.dir = fresh_dir("nf-ensemble");
+  const Report report = run_training(config, false);
+  const auto& heads = report.extra.at("head_val_accuracy");
+  const auto& pairs = report.extra.at("pair_val_accuracy");
+  REQUIRE(pairs.size() + 1 == heads.size());
+  double best = 0;
+  for (const auto& h : heads) best = std::max(best, h.get<double>());
+  for (const auto& p : pairs) best = std::max(best, p.get<double>());  // all measured
+  CHECK(report.final.val_accuracy == best);
+  const auto& chosen = report.extra.at("exit_ensemble");
+  ExportDescription description;
+  auto exported = load_exported(config.output.dir + "/model.pt", &description);
+  CHECK(parameter_count(exported) == report.final.params);
+  CHECK(description.exit_unit == report.final.exit_unit);
+  CHECK(description.next_head.has_value() == !chosen.is_null());
+  if (!chosen.is_null()) {
+    const int64_t k = report.final.exit_unit;
+    CHECK(chosen.at("units") == nlohmann::json{k, k + 1});
+    CHECK(pairs[static_cast<size_t>(k)].get<double>() == best);
+  }
 }

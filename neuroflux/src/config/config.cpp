@@ -83,12 +83,19 @@ void read_train(JsonReader r, TrainConfig& t) {
   r.integer("step_size", t.step_size, 0);
   r.number("gamma", t.gamma, 0.0, 1.0, true);
   r.boolean("fused_update", t.fused_update);
+  r.number("warmup_epochs", t.warmup_epochs, 0.0, 1000.0, /*min_open=*/false);
+  // A warm-up as long as the run would never reach the rate; a NeuroFlux block shorter than
+  // twice the warm-up is shortened (optim/optim.h), but the whole run must have room.
+  if (t.warmup_epochs >= static_cast<double>(t.epochs))
+    r.fail("warmup_epochs", "expected fewer than /train/epochs (" + std::to_string(t.epochs) +
+                                ") epochs, got " + config_detail::describe(t.warmup_epochs));
   r.finish();
 }
 
 void read_neuroflux(JsonReader r, NeuroFluxConfig& n) {
-  r.choice("aux", n.aux, {"adaptive", "fixed", "deep"});
+  r.choice("aux", n.aux, {"adaptive", "fixed", "deep", "copies"});
   r.integer("aux_width", n.aux_width, 1);
+  r.integer("aux_depth", n.aux_depth, 0);
   r.integer_or_words("module_units", n.module_units, {{"stage", 0}, {"auto", -1}});
   r.choice("local_loss", n.local_loss, {"ce", "ce+sim", "ce+recon", "ce+sim+recon"});
   r.number("sim_weight", n.sim_weight, 0.0, 1000.0, true);
@@ -103,6 +110,7 @@ void read_neuroflux(JsonReader r, NeuroFluxConfig& n) {
   r.number("shallow_epoch_fraction", n.shallow_epoch_fraction, 0.0, 1.0, true);
   r.choice("unit_modes", n.unit_modes, {"auto", "plain"});
   r.string("plan", n.plan_file);
+  r.boolean("exit_ensemble", n.exit_ensemble);
   JsonReader cache = r.section("cache");
   cache.choice("where", n.cache_where, {"host", "disk"});
   cache.choice("dtype", n.cache_dtype, {"float32", "float16"});
@@ -270,9 +278,10 @@ json Config::to_json() const {
         {"lr_reference_batch", train.lr_reference_batch}, {"momentum", train.momentum},
         {"weight_decay", train.weight_decay}, {"schedule", train.schedule},
         {"step_size", train.step_size}, {"gamma", train.gamma},
-        {"fused_update", train.fused_update}}},
+        {"fused_update", train.fused_update}, {"warmup_epochs", train.warmup_epochs}}},
       {"neuroflux",
        {{"aux", neuroflux.aux}, {"aux_width", neuroflux.aux_width},
+        {"aux_depth", neuroflux.aux_depth},
         {"module_units",
          neuroflux.module_units == 0    ? json("stage")
          : neuroflux.module_units == -1 ? json("auto")
@@ -289,6 +298,7 @@ json Config::to_json() const {
         {"shallow_epoch_fraction", neuroflux.shallow_epoch_fraction},
         {"unit_modes", neuroflux.unit_modes},
         {"plan", neuroflux.plan_file},
+        {"exit_ensemble", neuroflux.exit_ensemble},
         {"cache",
          {{"where", neuroflux.cache_where}, {"dtype", neuroflux.cache_dtype},
           {"dir", neuroflux.cache_dir}}}}},

@@ -31,6 +31,46 @@ ExitChoice select_exit(const std::vector<std::optional<double>>& head_val_accura
   return choice;
 }
 
+ExitChoice select_exit(const std::vector<std::optional<double>>& head_val_accuracy,
+                       const std::vector<std::optional<double>>& pair_val_accuracy,
+                       double tolerance) {
+  struct Candidate {
+    int64_t unit;  // the exit's own unit; a pair also runs unit + 1
+    bool ensemble;
+    double accuracy;
+    int64_t depth() const { return ensemble ? unit + 1 : unit; }
+  };
+  std::vector<Candidate> candidates;
+  for (size_t i = 0; i < head_val_accuracy.size(); ++i) {
+    // Pair i - 1 runs as deep as head i: it comes first, so a tie below keeps head i.
+    if (i > 0 && i - 1 < pair_val_accuracy.size() && pair_val_accuracy[i - 1])
+      candidates.push_back({static_cast<int64_t>(i) - 1, true, *pair_val_accuracy[i - 1]});
+    if (head_val_accuracy[i])
+      candidates.push_back({static_cast<int64_t>(i), false, *head_val_accuracy[i]});
+  }
+  TORCH_CHECK(!candidates.empty(), "select_exit: no unit has been trained");
+  const Candidate* best = &candidates.front();
+  for (const auto& c : candidates)
+    if (c.accuracy > best->accuracy) best = &c;
+  const Candidate* chosen = nullptr;
+  for (const auto& c : candidates) {
+    if (c.accuracy < best->accuracy - tolerance - 1e-12) continue;
+    if (chosen == nullptr) {
+      chosen = &c;
+    } else if (c.depth() == chosen->depth() && c.accuracy >= chosen->accuracy) {
+      chosen = &c;  // same depth: the more accurate; equal: the later one, the single head
+    }
+  }
+  ExitChoice choice;
+  choice.unit = chosen->unit;
+  choice.val_accuracy = chosen->accuracy;
+  choice.ensemble = chosen->ensemble;
+  choice.best_unit = best->unit;
+  choice.best_val_accuracy = best->accuracy;
+  choice.best_ensemble = best->ensemble;
+  return choice;
+}
+
 std::vector<int64_t> untrained_units(const std::vector<std::optional<double>>& head_val_accuracy) {
   std::vector<int64_t> untrained;
   for (size_t i = 0; i < head_val_accuracy.size(); ++i)

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "exit/torchscript_module.h"
+#include "neuroflux/exit/exit_ensemble.h"
 #include "neuroflux/models/model_zoo.h"
 #include "neuroflux/models/sequential_stage.h"
 #include "neuroflux/models/unit_groups.h"
@@ -34,7 +35,8 @@ json ExportDescription::to_json() const {
           {"model", model_config},
           {"input_shape", input_shape},
           {"num_classes", num_classes},
-          {"module_sizes", module_sizes}};
+          {"module_sizes", module_sizes},
+          {"next_head", next_head ? next_head->to_json() : json(nullptr)}};
 }
 
 ExportDescription ExportDescription::from_json(const json& j) {
@@ -45,6 +47,8 @@ ExportDescription ExportDescription::from_json(const json& j) {
   d.input_shape = j.at("input_shape").get<std::vector<int64_t>>();
   d.num_classes = j.at("num_classes");
   if (j.contains("module_sizes")) d.module_sizes = j.at("module_sizes").get<std::vector<int64_t>>();
+  if (j.contains("next_head") && !j.at("next_head").is_null())
+    d.next_head = AuxHeadSpec::from_json(j.at("next_head"));
   return d;
 }
 
@@ -58,6 +62,21 @@ torch::nn::Sequential exit_network(UnitChain& chain, int64_t exit_unit, torch::n
 
 torch::nn::Sequential exit_network(LocalModel& model, int64_t unit) {
   return exit_network(model->chain(), unit, model->head(unit));
+}
+
+torch::nn::Sequential ensemble_exit_network(UnitChain& chain, int64_t unit,
+                                            torch::nn::Sequential head,
+                                            torch::nn::Sequential next_head) {
+  TORCH_CHECK(unit + 1 < chain->size(), "exit ensemble: unit ", unit, " is the last");
+  torch::nn::Sequential network;
+  for (int64_t i = 0; i <= unit; ++i)
+    network->push_back("unit" + std::to_string(i), as_stage(chain->unit(i)));
+  network->push_back("head", EnsembleTail(head, chain->unit(unit + 1), next_head));
+  return network;
+}
+
+torch::nn::Sequential ensemble_exit_network(LocalModel& model, int64_t unit) {
+  return ensemble_exit_network(model->chain(), unit, model->head(unit), model->head(unit + 1));
 }
 
 int64_t parameter_count(const torch::nn::Sequential& network) {
@@ -181,11 +200,17 @@ torch::nn::Sequential load_exported(const std::string& path, ExportDescription* 
   } catch (const std::exception& e) {
     throw DataError(path + ": the described modules do not fit the model: " + e.what());
   }
-  torch::nn::Sequential head = d.head.classifier
-                                   ? chain->classifier()
-                                   : make_aux_head(chain->output_shape(d.exit_unit), d.head,
-                                                   d.num_classes);
-  torch::nn::Sequential network = exit_network(chain, d.exit_unit, head);
+  const auto head_of = [&](int64_t unit, const AuxHeadSpec& spec) {
+    return spec.classifier ? chain->classifier()
+                           : make_aux_head(chain->output_shape(unit), spec, d.num_classes,
+                                           following_units(*chain, unit));
+  };
+  if (d.next_head && d.exit_unit + 1 >= chain->size())
+    throw DataError(path + ": an exit ensemble past the model's last unit");
+  torch::nn::Sequential network =
+      d.next_head ? ensemble_exit_network(chain, d.exit_unit, head_of(d.exit_unit, d.head),
+                                          head_of(d.exit_unit + 1, *d.next_head))
+                  : exit_network(chain, d.exit_unit, head_of(d.exit_unit, d.head));
   try {
     if (legacy)
       network->load(*legacy);

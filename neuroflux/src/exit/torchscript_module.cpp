@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "models/blocks.h"
+#include "neuroflux/exit/exit_ensemble.h"
 #include "neuroflux/models/bitmap_layers.h"
 #include "neuroflux/rowcentric/row_centric.h"
 
@@ -95,6 +96,13 @@ std::optional<std::string> forward_body(const nn::Module& module, std::string& w
   if (const auto* inverted = dynamic_cast<const InvertedResidualImpl*>(m)) {
     return std::string("y = self.body.forward(x)\n") +
            (inverted->uses_residual() ? "return x + y\n" : "return y\n");
+  }
+  // The exit ensemble: average_softmax_log of the two heads (exit/exit_ensemble.h).
+  if (dynamic_cast<const EnsembleTailImpl*>(m) != nullptr) {
+    return "a = self.exit_head.forward(x)\n"
+           "b = self.next_head.forward(self.next_unit.forward(x))\n"
+           "both = torch.stack([torch.log_softmax(a, 1), torch.log_softmax(b, 1)])\n"
+           "return torch.logsumexp(both, [0]) - " + real(std::log(2.0)) + "\n";
   }
   if (dynamic_cast<const rowcentric::RowCentricStackImpl*>(m) != nullptr)
     return std::string("return self.layers.forward(x)\n");

@@ -16,7 +16,9 @@ LocalModelImpl::LocalModelImpl(UnitChain chain, std::vector<AuxHeadSpec> specs,
     TORCH_CHECK(!specs_[i].classifier, "local model: only the last head is the classifier");
     heads_.push_back(register_module(
         "head" + std::to_string(i),
-        make_aux_head(chain_->output_shape(i), specs_[i], chain_->num_classes())));
+        make_aux_head(chain_->output_shape(i), specs_[i], chain_->num_classes(),
+                      specs_[i].family == "copies" ? following_units(*chain_, i)
+                                                   : std::vector<torch::nn::Sequential>{})));
   }
   for (int64_t i = 0; i < chain_->size(); ++i) {
     UnitLossTerms terms;
@@ -55,8 +57,9 @@ std::vector<AuxHeadSpec> fixed_head_specs(int64_t units, int64_t width, bool bat
   return specs;
 }
 
-std::vector<AuxHeadSpec> classic_head_specs(const Config& config, int64_t units) {
-  return fixed_head_specs(units, config.neuroflux.aux_width, config.model.batch_norm,
+std::vector<AuxHeadSpec> classic_head_specs(const Config& config, UnitChainImpl& chain) {
+  if (config.neuroflux.aux == "copies") return copies_head_specs(chain, config.neuroflux.aux_depth);
+  return fixed_head_specs(chain.size(), config.neuroflux.aux_width, config.model.batch_norm,
                           config.neuroflux.aux == "deep" ? "deep" : "conv");
 }
 

@@ -61,6 +61,16 @@ std::string joined_names() {
   return out;
 }
 
+torch::nn::Sequential make_classifier(int64_t channels, int64_t num_classes) {
+  // Global average pooling makes the classifier independent of the input size, so the same
+  // network runs on 28x28 and 32x32 images.
+  return torch::nn::Sequential(
+      torch::nn::AdaptiveAvgPool2d(torch::nn::AdaptiveAvgPool2dOptions(1)),
+      torch::nn::Flatten(), torch::nn::Linear(channels, num_classes));
+}
+
+}  // namespace
+
 // He et al. (2015) for convs, fan_out as torchvision does for its classification nets: with
 // fan_out the backward pass keeps unit variance, which is what matters for the per-unit losses
 // of local learning. BN starts as the identity; the classifier starts near zero so the first
@@ -80,16 +90,6 @@ void init_weights(torch::nn::Module& module) {
     }
   }
 }
-
-torch::nn::Sequential make_classifier(int64_t channels, int64_t num_classes) {
-  // Global average pooling makes the classifier independent of the input size, so the same
-  // network runs on 28x28 and 32x32 images.
-  return torch::nn::Sequential(
-      torch::nn::AdaptiveAvgPool2d(torch::nn::AdaptiveAvgPool2dOptions(1)),
-      torch::nn::Flatten(), torch::nn::Linear(channels, num_classes));
-}
-
-}  // namespace
 
 std::vector<std::string> model_names() {
   std::vector<std::string> names;

@@ -127,7 +127,7 @@ Profile pipeline_profile(const Config& config, UnitChain chain, const c10::Devic
   Stopwatch watch;
   const ModuleSnapshot snapshot(*chain);
   Profiler profiler(profiler_options(config), device);
-  LocalModel probe(chain, config.method == "local" ? classic_head_specs(config, chain->size())
+  LocalModel probe(chain, config.method == "local" ? classic_head_specs(config, *chain)
                                                   : choose_head_specs(config, chain, profiler),
                   local_loss_spec(config));
   probe->to(device);

@@ -258,7 +258,7 @@ double Profiler::head_seconds_per_sample(const std::vector<int64_t>& input_shape
 std::vector<AuxHeadSpec> choose_head_specs(const Config& config, UnitChain& chain,
                                            Profiler& profiler) {
   const int64_t n = chain->size();
-  if (config.neuroflux.aux != "adaptive") return classic_head_specs(config, n);
+  if (config.neuroflux.aux != "adaptive") return classic_head_specs(config, *chain);
   std::vector<AuxHeadSpec> specs(n);
   for (int64_t i = 0; i + 1 < n; ++i) {
     const UnitCost cost = profiler.unit_cost(chain, i);

@@ -18,19 +18,27 @@
 namespace neuroflux {
 
 std::vector<double> evaluate_block_heads(LocalModel& model, BlockInput& input, Split split,
-                                         int64_t first, int64_t last, int64_t batch_size) {
+                                         int64_t first, int64_t last, int64_t batch_size,
+                                         std::vector<std::vector<float>>* log_probs) {
   torch::NoGradGuard no_grad;
   for (int64_t i = first; i <= last; ++i) {
     model->chain()->unit(i)->eval();
     model->head(i)->eval();
   }
   std::vector<double> correct(static_cast<size_t>(last - first + 1), 0.0);
+  if (log_probs != nullptr) log_probs->assign(correct.size(), {});
   int64_t seen = 0;
   input.in_order(split, batch_size, [&](const at::Tensor& x, const at::Tensor& y) {
     at::Tensor h = x;
     for (int64_t i = first; i <= last; ++i) {
       h = model->chain()->unit(i)->forward(h);
-      correct[i - first] += model->head(i)->forward(h).argmax(1).eq(y).sum().item<double>();
+      const at::Tensor logits = model->head(i)->forward(h);
+      correct[i - first] += logits.argmax(1).eq(y).sum().item<double>();
+      if (log_probs != nullptr) {
+        const at::Tensor lp = torch::log_softmax(logits, 1).to(torch::kCPU).contiguous();
+        auto& out = (*log_probs)[static_cast<size_t>(i - first)];
+        out.insert(out.end(), lp.data_ptr<float>(), lp.data_ptr<float>() + lp.numel());
+      }
     }
     seen += x.size(0);
   });
@@ -74,7 +82,7 @@ BlockParts block_parts(LocalModel& model, const BlockTrainingOptions& o, const C
 }
 
 EpochStats train_epoch(LocalModel& model, BlockInput& input, BlockParts& parts,
-                       const BlockTrainingOptions& o, int64_t epoch) {
+                       const BlockTrainingOptions& o, int64_t epoch, BatchLrSchedule& schedule) {
   const int64_t first = o.first_unit, last = o.last_unit;
   for (int64_t i = first; i <= last; ++i) {
     model->chain()->unit(i)->train();
@@ -84,6 +92,7 @@ EpochStats train_epoch(LocalModel& model, BlockInput& input, BlockParts& parts,
       input, o.batch_size, epoch,
       parts.name + " epoch " + std::to_string(epoch + 1) + "/" + std::to_string(o.max_epochs),
       [&](const at::Tensor& x, const at::Tensor& y) {
+        schedule.before_batch();
         at::Tensor h = x;
         UnitStepResult r;
         for (int64_t i = first; i <= last; ++i) {
@@ -97,10 +106,12 @@ EpochStats train_epoch(LocalModel& model, BlockInput& input, BlockParts& parts,
       });
 }
 
-/// The heads' validation accuracies, the same on every rank.
-std::vector<double> validate(LocalModel& model, BlockInput& input, const BlockTrainingOptions& o) {
-  std::vector<double> heads =
-      evaluate_block_heads(model, input, Split::kVal, o.first_unit, o.last_unit, o.eval_batch_size);
+/// The heads' validation accuracies, the same on every rank (and their log-probabilities when
+/// `log_probs` is given).
+std::vector<double> validate(LocalModel& model, BlockInput& input, const BlockTrainingOptions& o,
+                             std::vector<std::vector<float>>* log_probs) {
+  std::vector<double> heads = evaluate_block_heads(model, input, Split::kVal, o.first_unit,
+                                                   o.last_unit, o.eval_batch_size, log_probs);
   if (o.comm) {
     // Identical weights give identical accuracies, but the stop decision must agree even if a
     // rank's arithmetic differs in the last bit (another thread count): rank 0's counts.
@@ -139,20 +150,26 @@ BlockOutcome train_block(LocalModel& model, BlockInput& input, const BlockTraini
   BlockOutcome outcome;
   double best = -1.0;
   int64_t since_improvement = 0;
+  // Each block warms up and anneals over its own epochs (train.warmup_epochs).
+  BatchLrSchedule schedule(config.train, o.lr, o.max_epochs, input.size(Split::kTrain),
+                           o.batch_size, [&parts](double lr) {
+                             for (auto& opt : parts.optimizers) set_learning_rate(*opt, lr);
+                           });
   for (int64_t epoch = 0; epoch < o.max_epochs; ++epoch) {
-    const double lr = scheduled_lr(config.train, o.lr, epoch, o.max_epochs);
-    for (auto& opt : parts.optimizers) set_learning_rate(*opt, lr);
+    const double lr = schedule.start_epoch(epoch);
     EpochStats stats;
     {
       const MeasuredPhase training = phase("train");
-      stats = train_epoch(model, input, parts, o, epoch);
+      stats = train_epoch(model, input, parts, o, epoch, schedule);
       if (o.comm) average_buffers(*o.comm, *parts.modules);
     }
     outcome.train_seconds += stats.seconds;
 
     Stopwatch eval_watch;
     const MeasuredPhase validation = phase("validate");
-    const std::vector<double> heads = validate(model, input, o);
+    std::vector<std::vector<float>> log_probs;
+    const std::vector<double> heads =
+        validate(model, input, o, o.collect_log_probs ? &log_probs : nullptr);
     HistoryEntry entry = history_entry(o, epoch, stats, heads, lr);
     entry.eval_seconds = eval_watch.seconds();
     entry.seconds = o.seconds_before + outcome.train_seconds;
@@ -168,6 +185,7 @@ BlockOutcome train_block(LocalModel& model, BlockInput& input, const BlockTraini
       since_improvement = 0;
       outcome.best_epoch = epoch + 1;
       outcome.head_val_accuracy = heads;
+      outcome.head_val_log_probs = std::move(log_probs);
       best_weights = std::make_unique<ModuleSnapshot>(*parts.modules);
     } else if (o.patience > 0 && ++since_improvement >= o.patience) {
       break;

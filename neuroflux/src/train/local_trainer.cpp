@@ -6,10 +6,12 @@
 
 #include "neuroflux/distributed/data_parallel.h"
 #include "neuroflux/distributed/grad_reducer.h"
+#include "neuroflux/exit/exit_ensemble.h"
 #include "neuroflux/exit/exit_selector.h"
 #include "neuroflux/exit/exported_model.h"
 #include "neuroflux/local/local_model.h"
 #include "neuroflux/local/unit_step.h"
+#include "neuroflux/memory/memory_meter.h"
 #include "neuroflux/optim/optim.h"
 #include "neuroflux/train/block_trainer.h"
 #include "train/unit_optimizers.h"
@@ -119,13 +121,42 @@ void add_exit_fields(Report& report, LocalModel& model, double exit_tolerance) {
       {"params", parameter_count(exit_network(model, exit.unit))}};
 }
 
+/// neuroflux.exit_ensemble: the last two heads averaged, against the classifier alone, on
+/// validation (select_exit: the same depth, so the more accurate wins). When the pair wins it
+/// becomes the exported model: its test accuracy, size and exit replace the classifier's in
+/// `report`, and the network is returned; otherwise null.
+torch::nn::Sequential choose_ensemble(WholeNetworkRun& run, LocalModel& model, Report& report,
+                                      const data::DataSplits& data, const Config& config) {
+  const int64_t n = model->size();
+  if (n < 2) return nullptr;
+  MemoryLimitGuard limit(run.meter(), config.memory.budget);
+  std::vector<std::vector<float>> log_probs;
+  const std::vector<double> heads = evaluate_block_heads(model, run.input(), Split::kVal, 0, n - 1,
+                                                         run.eval_batch_size(), &log_probs);
+  std::vector<std::optional<double>> singles(static_cast<size_t>(n), std::nullopt);
+  singles.back() = heads.back();
+  std::vector<std::optional<double>> pairs(static_cast<size_t>(n - 1), std::nullopt);
+  pairs.back() = ensemble_accuracy(log_probs[n - 2], log_probs[n - 1], data.val.labels);
+  const ExitChoice exit = select_exit(singles, pairs, config.neuroflux.exit_tolerance);
+  add_ensemble_fields(report, exit, pairs);
+  if (!exit.ensemble) return nullptr;
+  torch::nn::Sequential network = ensemble_exit_network(model, n - 2);
+  network->eval();
+  report.final.test_accuracy =
+      run.accuracy([&network](const at::Tensor& x) { return network->forward(x); }, data.test);
+  report.final.val_accuracy = exit.val_accuracy;
+  report.final.params = parameter_count(network);
+  report.final.exit_unit = n - 2;
+  return network;
+}
+
 }  // namespace
 
 LocalTrainer::LocalTrainer(TrainingSetup setup) : setup_(std::move(setup)) {}
 
 Report LocalTrainer::fit(UnitChain chain, const data::DataSplits& data) {
   const Config& config = setup_.config;
-  LocalModel model(chain, classic_head_specs(config, chain->size()), local_loss_spec(config));
+  LocalModel model(chain, classic_head_specs(config, *chain), local_loss_spec(config));
   model->to(setup_.device);
   WholeNetworkRun run(setup_, data, "local " + chain->name());
   run.settle_batch_size(*model, [&](int64_t b) {
@@ -144,7 +175,17 @@ Report LocalTrainer::fit(UnitChain chain, const data::DataSplits& data) {
 
   Report report = run.report(*chain, test_accuracy);
   add_exit_fields(report, model, config.neuroflux.exit_tolerance);
-  run.write_results(chain, report);
+  torch::nn::Sequential ensemble =
+      config.neuroflux.exit_ensemble ? choose_ensemble(run, model, report, data, config) : nullptr;
+  if (!ensemble) {
+    run.write_results(chain, report);
+  } else if (!setup_.out_dir.empty() && setup_.write_results) {
+    ExportDescription description =
+        describe_export(config, *chain, chain->size() - 2, model->specs()[chain->size() - 2]);
+    description.next_head = model->specs().back();
+    save_exported(ensemble, description, setup_.out_dir + "/model.pt");
+    report.write(setup_.out_dir);
+  }
   return report;
 }
 

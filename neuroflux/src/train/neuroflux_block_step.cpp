@@ -28,6 +28,7 @@ BlockTrainingOptions block_options(const BlockRun& run, const PlannedBlock& pb, 
   options.seconds_before = run.state.train_seconds;
   options.comm = run.comm;
   options.bucket_bytes = run.config.distributed.bucket_bytes;
+  options.collect_log_probs = run.config.neuroflux.exit_ensemble;
   return options;
 }
 
@@ -138,6 +139,12 @@ void run_block(BlockRun& run, int64_t k) {
   state.train_seconds += outcome.train_seconds;
   state.eval_seconds += outcome.eval_seconds;
   for (auto& h : outcome.history) state.history.push_back(h);
+  if (!outcome.head_val_log_probs.empty()) {
+    state.head_val_log_probs.resize(static_cast<size_t>(run.model->size()));
+    for (size_t j = 0; j < outcome.head_val_log_probs.size(); ++j)
+      state.head_val_log_probs[static_cast<size_t>(pb.first_unit) + j] =
+          std::move(outcome.head_val_log_probs[j]);
+  }
 
   const bool more = k + 1 < static_cast<int64_t>(run.plan.blocks.size());
   decide_exit(run, k, outcome, more);

@@ -26,6 +26,10 @@ struct NeuroFluxRunState {
   std::vector<BlockReport> blocks;
   std::vector<HistoryEntry> history;
   std::vector<std::optional<double>> head_accuracy;  ///< per unit; nullopt until trained
+  /// neuroflux.exit_ensemble: per unit, its head's validation log-probabilities at its block's
+  /// best epoch (empty until trained). Not checkpointed: after --resume the units trained before
+  /// the kill are no ensemble candidates (their pairs are reported as null).
+  std::vector<std::vector<float>> head_val_log_probs;
   double train_seconds = 0, eval_seconds = 0, cache_seconds = 0;
   /// Every phase's peak so far (profiling, each block's training, validation, caching,
   /// checkpoints; those before a resume included): the run's peak is their maximum.

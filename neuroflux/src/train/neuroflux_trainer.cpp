@@ -5,6 +5,7 @@
 #include "neuroflux/cache/run_caches.h"
 #include "neuroflux/distributed/data_parallel.h"
 #include "neuroflux/util/errors.h"
+#include "neuroflux/exit/exit_ensemble.h"
 #include "neuroflux/exit/exit_selector.h"
 #include "neuroflux/exit/exported_model.h"
 #include "neuroflux/memory/device_residency.h"
@@ -186,13 +187,18 @@ Report NeuroFluxTrainer::export_exit(UnitChain chain, LocalModel& model,
                                      const data::DataSplits& data, NeuroFluxRunState& state,
                                      const Plan& plan, double profile_seconds) {
   const Config& config = setup_.config;
-  // The shallowest head within exit_tolerance of the best, exported with its units.
-  const ExitChoice exit = select_exit(state.head_accuracy, config.neuroflux.exit_tolerance);
+  // The shallowest head within exit_tolerance of the best (or, with exit_ensemble, of the
+  // heads and the pairs of neighbouring heads), exported with its units.
+  const std::vector<std::optional<double>> pairs =
+      config.neuroflux.exit_ensemble ? pair_accuracies(state.head_val_log_probs, data.val.labels)
+                                     : std::vector<std::optional<double>>{};
+  const ExitChoice exit = select_exit(state.head_accuracy, pairs, config.neuroflux.exit_tolerance);
   MemoryMeter& meter = MemoryMeter::of(setup_.device);
   EvalResult test;
   {
     const MeasuredPhase testing(meter, state.phase_peaks, "test", config.memory.budget);
-    exported_ = exit_network(chain, exit.unit, model->head(exit.unit));
+    exported_ = exit.ensemble ? ensemble_exit_network(model, exit.unit)
+                              : exit_network(chain, exit.unit, model->head(exit.unit));
     move_to_device(*exported_, setup_.device);
     Stopwatch test_watch;
     exported_->eval();
@@ -203,6 +209,7 @@ Report NeuroFluxTrainer::export_exit(UnitChain chain, LocalModel& model,
 
   Report report = make_report_skeleton(config, *chain, data, setup_.device);
   fill_report(report, state, exit, plan, profile_seconds);
+  if (config.neuroflux.exit_ensemble) add_ensemble_fields(report, exit, pairs);
   record_peaks(report, state.phase_peaks);
   report.final.test_accuracy = test.accuracy;
   report.final.params = parameter_count(exported_);
@@ -211,8 +218,10 @@ Report NeuroFluxTrainer::export_exit(UnitChain chain, LocalModel& model,
   if (!out.empty() && setup_.write_results) {
     {
       const MeasuredPhase exporting(meter, state.phase_peaks, "export", config.memory.budget);
-      save_exported(exported_, describe_export(config, *chain, exit.unit, plan.heads[exit.unit]),
-                    out + "/model.pt");
+      ExportDescription description =
+          describe_export(config, *chain, exit.unit, plan.heads[exit.unit]);
+      if (exit.ensemble) description.next_head = plan.heads[exit.unit + 1];
+      save_exported(exported_, description, out + "/model.pt");
       save_full_chain(chain, config, out + "/full_model.pt");
     }
     record_peaks(report, state.phase_peaks);

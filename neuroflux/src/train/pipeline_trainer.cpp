@@ -182,7 +182,9 @@ at::Tensor StageRun::train_step(const at::Tensor& x, const at::Tensor& y, at::Te
 
 void StageRun::train_epoch(int64_t epoch) {
   const int64_t n = model_->size();
-  const double lr = scheduled_lr(config_.train, config_.train.lr, epoch, config_.train.epochs);
+  // Pipeline stages step per micro-batch as they arrive; the warm-up moves per epoch here.
+  const double lr =
+      scheduled_lr(config_.train, config_.train.lr, epoch, config_.train.epochs, 0, 1);
   for (auto& opt : optimizers_) set_learning_rate(*opt, lr);
   set_mode(true);
   at::Tensor loss_sum = torch::zeros({n}, torch::kDouble);
@@ -244,7 +246,7 @@ std::pair<LocalModel, Profile> stage_model(const TrainingSetup& setup, UnitChain
   Communicator& comm = *setup.comm;
   LocalModel model{nullptr};
   if (config.method == "local") {
-    model = LocalModel(chain, classic_head_specs(config, chain->size()), local_loss_spec(config));
+    model = LocalModel(chain, classic_head_specs(config, *chain), local_loss_spec(config));
     model->to(setup.device);
   }
   std::string profile_text;

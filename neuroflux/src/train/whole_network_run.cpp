@@ -105,15 +105,19 @@ double WholeNetworkRun::train_and_test(torch::nn::Module& model, const EpochHook
 void WholeNetworkRun::train_epoch(torch::nn::Module& model, int64_t epoch,
                                   const EpochHooks& hooks) {
   const TrainConfig& train = setup_.config.train;
-  const double lr = scheduled_lr(train, run_lr(train, batch_size_), epoch, train.epochs);
-  hooks.set_lr(lr);
+  BatchLrSchedule schedule(train, run_lr(train, batch_size_), train.epochs,
+                           input_->size(Split::kTrain), batch_size_, hooks.set_lr);
+  const double lr = schedule.start_epoch(epoch);
   model.train();
   EpochStats stats;
   {
     const MeasuredPhase training = phase("train");
     stats = run_epoch(*input_, batch_size_, epoch,
                       "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(train.epochs),
-                      hooks.train_step);
+                      [&](const at::Tensor& x, const at::Tensor& y) {
+                        schedule.before_batch();
+                        return hooks.train_step(x, y);
+                      });
     if (comm()) average_buffers(*comm(), model);
   }
   state_.train_seconds += stats.seconds;

@@ -79,6 +79,10 @@ struct TrainConfig {
   std::string schedule = "cosine";     ///< cosine|step|constant
   int64_t step_size = 0;               ///< step schedule: epochs per decay (0 = epochs / 3)
   double gamma = 0.1;                  ///< step schedule: decay factor
+  /// Linear warm-up from about 0 to the rate over this many epochs (fractions allowed), then
+  /// the schedule over the rest, updated every batch (optim/optim.h). Every NeuroFlux block
+  /// warms up and anneals over its own epochs. 0 = none: the rate changes once per epoch.
+  double warmup_epochs = 0;
   /// Update each parameter as soon as its gradient is complete during backward, and free that
   /// gradient (LOMO): about one layer's gradient is alive instead of all. Not with data-parallel
   /// ranks (gradients are all-reduced after backward) nor row-centric units (their stripes add
@@ -87,8 +91,11 @@ struct TrainConfig {
 };
 
 struct NeuroFluxConfig {
-  std::string aux = "adaptive";        ///< adaptive|fixed|deep (local/aux_head.h)
+  std::string aux = "adaptive";        ///< adaptive|fixed|deep|copies (local/aux_head.h)
   int64_t aux_width = 64;              ///< fixed heads' width (and local learning's)
+  /// copies heads: the most units a head copies (at the first unit, falling linearly with
+  /// depth); 0 = every unit after the first.
+  int64_t aux_depth = 0;
   /// Units per gradient-isolated module (models/unit_groups.h); 0 = "stage": one module per
   /// resolution stage; -1 = "auto": NeuroFlux's planner chooses (local learning: "stage").
   int64_t module_units = 1;
@@ -118,6 +125,9 @@ struct NeuroFluxConfig {
   std::string cache_dtype = "float16"; ///< float32|float16
   std::string cache_dir;               ///< "" = OUT/cache
   std::string plan_file;               ///< "" = profile and plan; else a plan.json to follow
+  /// Export the chosen exit averaged with the next deeper one when the pair is the better
+  /// candidate (exit/exit_ensemble.h); local learning: its last two heads.
+  bool exit_ensemble = false;
 };
 
 struct BenchConfig {

@@ -13,11 +13,24 @@ struct ExitChoice {
   double val_accuracy = 0;
   int64_t best_unit = 0;
   double best_val_accuracy = 0;
+  /// The exit is an ensemble: unit's head averaged with unit + 1's (exit/exit_ensemble.h), and
+  /// val_accuracy (best_val_accuracy, when best_ensemble) is the pair's.
+  bool ensemble = false;
+  bool best_ensemble = false;
 };
 
 /// `head_val_accuracy[i]` is unit i's head accuracy, nullopt for units never trained. The
 /// shallowest trained unit with accuracy >= best - tolerance wins.
 ExitChoice select_exit(const std::vector<std::optional<double>>& head_val_accuracy,
+                       double tolerance);
+
+/// With exit ensembles as candidates (neuroflux.exit_ensemble): `pair_val_accuracy[i]` is the
+/// accuracy of unit i's head averaged with unit i + 1's, nullopt where not measured. A
+/// candidate's depth is the deepest unit it runs (pair i: unit i + 1). The best is taken over
+/// all candidates; the shallowest within `tolerance` of it wins, and at equal depth the more
+/// accurate (pair i against head i + 1; a tie keeps the single head, which is smaller).
+ExitChoice select_exit(const std::vector<std::optional<double>>& head_val_accuracy,
+                       const std::vector<std::optional<double>>& pair_val_accuracy,
                        double tolerance);
 
 /// Units no head accuracy was recorded for: never trained (progressive exit skipped them).

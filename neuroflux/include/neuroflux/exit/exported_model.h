@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/nn/modules/container/sequential.h>
 
+#include <optional>
 #include <string>
 
 #include "neuroflux/config/config.h"
@@ -33,6 +34,9 @@ struct ExportDescription {
   /// Built units per exported unit (models/unit_groups.h); empty when each is one built unit.
   /// Files written before it existed carry `module_units` instead (0 = per stage).
   std::vector<int64_t> module_sizes;
+  /// neuroflux.exit_ensemble: the head of unit exit_unit + 1 averaged with `head`
+  /// (exit/exit_ensemble.h); the file then holds units 0..exit_unit + 1. Absent: one head.
+  std::optional<AuxHeadSpec> next_head;
 
   nlohmann::json to_json() const;
   static ExportDescription from_json(const nlohmann::json& json);
@@ -42,6 +46,12 @@ struct ExportDescription {
 torch::nn::Sequential exit_network(UnitChain& chain, int64_t exit_unit, torch::nn::Sequential head);
 /// A local model's early exit at `unit`: its units 0..unit followed by that unit's head.
 torch::nn::Sequential exit_network(LocalModel& model, int64_t unit);
+/// The exit ensemble at `unit`: units 0..unit, then as "head" an EnsembleTail of unit's head,
+/// unit + 1 and its head.
+torch::nn::Sequential ensemble_exit_network(UnitChain& chain, int64_t unit,
+                                            torch::nn::Sequential head,
+                                            torch::nn::Sequential next_head);
+torch::nn::Sequential ensemble_exit_network(LocalModel& model, int64_t unit);
 
 /// Writes `network` as TorchScript (in eval mode: batch norm on its running statistics, dropout
 /// off) with `description` to `path` atomically. A layer the TorchScript writer does not know (a

@@ -43,8 +43,10 @@ class LocalModelImpl : public torch::nn::Module {
 TORCH_MODULE(LocalModel);
 
 /// The heads classic local learning trains with (and NeuroFlux with neuroflux.aux other than
-/// "adaptive"): width neuroflux.aux_width, the deep family for neuroflux.aux = "deep", else conv.
-std::vector<AuxHeadSpec> classic_head_specs(const Config& config, int64_t units);
+/// "adaptive"): width neuroflux.aux_width, the deep family for neuroflux.aux = "deep", copies
+/// of the following units for "copies" (copies_head_specs, at most neuroflux.aux_depth), else
+/// conv.
+std::vector<AuxHeadSpec> classic_head_specs(const Config& config, UnitChainImpl& chain);
 
 /// Units [first, last] of `model`, their heads and decoders to `device`, tracked as the block in training
 /// (memory/device_residency.h), or back to untracked host memory.

@@ -27,6 +27,10 @@ UnitChain chain_from_sequential(torch::nn::Sequential network, std::vector<int64
                                 int64_t num_classes,
                                 torch::nn::Sequential classifier = nullptr);
 
+/// The zoo's initialisation (He fan-out convs, identity batch norm, near-zero linear layers),
+/// for modules built outside build_model that must start as its units do.
+void init_weights(torch::nn::Module& module);
+
 /// Names build_model accepts.
 std::vector<std::string> model_names();
 

@@ -23,6 +23,9 @@ struct BlockOutcome {
   int64_t epochs_run = 0;
   int64_t best_epoch = 0;                       ///< 1-based
   std::vector<double> head_val_accuracy;        ///< per unit of the block, at the best epoch
+  /// neuroflux.exit_ensemble: per unit of the block, its head's validation log-probabilities at
+  /// the best epoch ([samples, classes] row-major, host memory), for ensemble candidates.
+  std::vector<std::vector<float>> head_val_log_probs;
   std::vector<HistoryEntry> history;
   double train_seconds = 0;                     ///< evaluation excluded
   double eval_seconds = 0;
@@ -50,14 +53,17 @@ struct BlockTrainingOptions {
   /// memory.budget; null records them nowhere (they still run under the budget).
   PhasePeaks* phases = nullptr;
   c10::Device device = c10::kCPU;
+  bool collect_log_probs = false;  ///< fill BlockOutcome::head_val_log_probs
 };
 
 /// `model`'s block units must be on the device `input` delivers batches to.
 BlockOutcome train_block(LocalModel& model, BlockInput& input, const BlockTrainingOptions& options,
                          const Config& config);
 
-/// Validation accuracy of every head of units [first, last] on `split` of `input`.
+/// Validation accuracy of every head of units [first, last] on `split` of `input`; with
+/// `log_probs`, also every head's log-softmax outputs in order (host memory, outside the budget).
 std::vector<double> evaluate_block_heads(LocalModel& model, BlockInput& input, Split split,
-                                         int64_t first, int64_t last, int64_t batch_size);
+                                         int64_t first, int64_t last, int64_t batch_size,
+                                         std::vector<std::vector<float>>* log_probs = nullptr);
 
 }  // namespace neuroflux
