@@ -268,3 +268,57 @@ TEST_CASE("the planner runs a unit recomputed or row-centric only where that pay
     CHECK(plan.table().find("row_centric") != std::string::npos);
   }
 }
+
+TEST_CASE("the planner gives a block fewer threads only where that fits it or pays",
+          "[plan][unit]") {
+  Profile profile = synthetic_profile(6);
+  profile.threads = 2;
+  // Every unit measured again at one thread: unit 3's step then holds far less scratch (as
+  // ATen's per-thread buffers do on small maps) and every step takes 1.8x the time.
+  profile.units[3].transient_static = 64 << 20;
+  for (UnitProfile& u : profile.units) {
+    UnitModeProfile one;
+    one.mode = "plain";
+    one.threads = 1;
+    one.transient_static = u.unit == 3 ? u.transient_static / 8 : u.transient_static;
+    one.transient_per_sample = u.transient_per_sample;
+    for (const auto& [b, t] : u.step_seconds) one.step_seconds.emplace_back(b, 1.8 * t);
+    u.at_fewer_threads.push_back(one);
+  }
+  REQUIRE(profile.fewer_thread_counts() == std::vector<int64_t>{1});
+
+  Profile run_threads_only = profile;
+  for (UnitProfile& u : run_threads_only.units) u.at_fewer_threads.clear();
+  const int64_t run_floor =
+      Planner(run_threads_only, test::planner_inputs(std::nullopt)).plan().smallest_feasible_budget;
+  const Plan loose = Planner(profile, test::planner_inputs(std::nullopt)).plan();
+  CHECK(loose.smallest_feasible_budget < run_floor);
+
+  SECTION("below the run's floor, one thread makes a plan possible and it fits") {
+    const int64_t budget = (loose.smallest_feasible_budget + run_floor) / 2;
+    CHECK_THROWS_AS(Planner(run_threads_only, test::planner_inputs(budget)).plan(), BudgetError);
+    const Planner planner(profile, test::planner_inputs(budget));
+    const Plan plan = planner.plan();
+    bool unit3_at_one = false;
+    for (const PlannedBlock& b : plan.blocks) {
+      CHECK(planner.predicted_peak(b.first_unit, b.last_unit, b.batch_size, b.unit_modes,
+                                   b.threads) <= 0.9 * budget);
+      if (b.first_unit <= 3 && 3 <= b.last_unit) unit3_at_one = b.threads == 1;
+    }
+    CHECK(unit3_at_one);
+    // The count travels with the plan, as a user's edited plan.json would carry it.
+    const Plan again = Plan::from_json(plan.to_json());
+    CHECK(again.to_json() == plan.to_json());
+    CHECK(plan.table().find("| 1 |\n") != std::string::npos);  // the threads column
+    CHECK(Profile::from_json(profile.to_json()).to_json() == profile.to_json());
+  }
+  SECTION("with room to spare no block gives up threads") {
+    const Plan plan = Planner(profile, test::planner_inputs(run_floor * 100)).plan();
+    for (const PlannedBlock& b : plan.blocks) CHECK(b.threads == 0);
+  }
+  SECTION("a plan's thread count must be a count") {
+    nlohmann::json j = loose.to_json();
+    j["blocks"][0]["threads"] = -1;
+    CHECK_THROWS_AS(Plan::from_json(j), nlohmann::json::exception);
+  }
+}

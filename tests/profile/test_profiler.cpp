@@ -2,8 +2,10 @@
 #include <torch/torch.h>
 
 #include "neuroflux/local/local_model.h"
+#include "neuroflux/memory/memory_meter.h"
 #include "neuroflux/models/model_zoo.h"
 #include "neuroflux/profile/profiler.h"
+#include "neuroflux/util/intra_op_threads.h"
 
 using namespace neuroflux;
 
@@ -53,6 +55,10 @@ TEST_CASE("profiling measures every unit and leaves the weights as they were",
 
 TEST_CASE("a traced profile says what each step's measured transient is made of",
           "[profile][unit]") {
+  // The meter counts what is allocated after its allocator is installed: install it before the
+  // model is built, so the weights are among what was live before each step (with a random test
+  // order this case may be the first to touch the meter).
+  MemoryMeter::of(torch::kCPU);
   torch::manual_seed(3);
   LocalModel model = small_model();
   ProfilerOptions options;
@@ -84,4 +90,31 @@ TEST_CASE("a traced profile says what each step's measured transient is made of"
   CHECK(again.to_json() == profile.to_json());
   CHECK(profile.allocations_table(3).find("| operator | bytes | allocations |") !=
         std::string::npos);
+}
+
+TEST_CASE("block_threads auto: every unit's plain step is measured again at one thread",
+          "[profile][unit]") {
+  torch::manual_seed(3);
+  LocalModel model = small_model();
+  const IntraOpThreads run_threads(2);
+  ProfilerOptions options;
+  options.batch_sizes = {4, 16};
+  options.repeats = 1;
+  options.unit_modes = false;
+  options.fewer_threads = true;
+  const Profile profile = Profiler(options, torch::kCPU).profile(model);
+  CHECK(at::get_num_threads() == 2);  // the measurement at one thread hands the count back
+  CHECK(profile.threads == 2);
+  REQUIRE(profile.fewer_thread_counts() == std::vector<int64_t>{1});
+  for (const UnitProfile& u : profile.units) {
+    INFO("unit " << u.unit);
+    const UnitModeProfile* one = u.plain_at(1);
+    REQUIRE(one != nullptr);
+    CHECK(one->mode == "plain");
+    REQUIRE(one->transient_peaks.size() == u.transient_peaks.size());
+    for (const auto& [batch, bytes] : one->transient_peaks) CHECK(bytes > 0);
+    for (const auto& [batch, seconds] : one->step_seconds) CHECK(seconds > 0);
+  }
+  CHECK(profile.table().find("At 1 thread(s) instead of 2") != std::string::npos);
+  CHECK(Profile::from_json(profile.to_json()).to_json() == profile.to_json());
 }

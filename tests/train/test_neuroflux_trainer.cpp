@@ -4,12 +4,14 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 
 #include "neuroflux/util/errors.h"
 #include "neuroflux/exit/exported_model.h"
 #include "neuroflux/models/model_zoo.h"
 #include "neuroflux/models/unit_groups.h"
 #include "neuroflux/plan/plan.h"
+#include "neuroflux/profile/profile.h"
 #include "neuroflux/train/run.h"
 #include "train/train_test_util.h"
 
@@ -204,4 +206,39 @@ TEST_CASE("exit_ensemble: pairs of neighbouring heads are exit candidates",
     CHECK(chosen.at("units") == nlohmann::json{k, k + 1});
     CHECK(pairs[static_cast<size_t>(k)].get<double>() == best);
   }
+}
+
+TEST_CASE("a plan that gives a block fewer intra-op threads trains it so, under the budget",
+          "[neuroflux][integration]") {
+  Config config = synthetic_config("neuroflux");
+  config.threads = 2;
+  config.train.epochs = 1;
+  config.neuroflux.progressive_exit = false;
+  config.neuroflux.block_threads = "auto";
+  config.memory.budget = 4 << 20;
+  config.output.dir = fresh_dir("threads-profiled");
+  run_training(config, false);
+  // "auto" profiles every unit's plain step at one thread too.
+  std::ifstream profile_file(config.output.dir + "/profile.json");
+  const Profile profile = Profile::from_json(nlohmann::json::parse(profile_file));
+  CHECK(profile.threads == 2);
+  CHECK(profile.fewer_thread_counts() == std::vector<int64_t>{1});
+
+  // The same plan with one block at one thread, as the planner writes it where that fits.
+  std::ifstream plan_file(config.output.dir + "/plan.json");
+  Plan plan = Plan::from_json(nlohmann::json::parse(plan_file));
+  REQUIRE(plan.blocks.size() >= 2);
+  plan.blocks[1].threads = 1;
+  const std::string edited = config.output.dir + "/plan-one-thread.json";
+  std::ofstream(edited) << plan.to_json().dump(2);
+  config.neuroflux.plan_file = edited;
+  config.output.dir = fresh_dir("threads-planned");
+  const Report report = run_training(config, false);
+  CHECK(report.peak_memory_bytes <= *config.memory.budget);
+  for (size_t k = 0; k < report.blocks.size(); ++k) {
+    INFO("block " << k);
+    CHECK(report.blocks[k].extra.at("threads") == (k == 1 ? 1 : 2));
+    CHECK(report.blocks[k].peak_memory_bytes <= *config.memory.budget);
+  }
+  CHECK(at::get_num_threads() == 2);  // handed back after the block
 }

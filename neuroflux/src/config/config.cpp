@@ -109,6 +109,7 @@ void read_neuroflux(JsonReader r, NeuroFluxConfig& n) {
   r.integer("exit_patience", n.exit_patience, 1);
   r.number("shallow_epoch_fraction", n.shallow_epoch_fraction, 0.0, 1.0, true);
   r.choice("unit_modes", n.unit_modes, {"auto", "plain"});
+  r.choice("block_threads", n.block_threads, {"run", "auto"});
   r.string("plan", n.plan_file);
   r.boolean("exit_ensemble", n.exit_ensemble);
   JsonReader cache = r.section("cache");
@@ -297,6 +298,7 @@ json Config::to_json() const {
         {"exit_patience", neuroflux.exit_patience},
         {"shallow_epoch_fraction", neuroflux.shallow_epoch_fraction},
         {"unit_modes", neuroflux.unit_modes},
+        {"block_threads", neuroflux.block_threads},
         {"plan", neuroflux.plan_file},
         {"exit_ensemble", neuroflux.exit_ensemble},
         {"cache",

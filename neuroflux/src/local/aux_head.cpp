@@ -72,6 +72,7 @@ SequentialStage fresh_copy(const nn::Sequential& unit) {
   try {
     cloned = unit->clone();
   } catch (const c10::Error& e) {
+    if (is_out_of_memory(e)) throw;  // a budget refusal, not a unit that cannot be copied
     throw ConfigError("/neuroflux/aux: \"copies\" heads copy the model's units, and a unit of " +
                       unit->name() + " cannot be copied (" + e.what_without_backtrace() + ")");
   }

@@ -37,4 +37,24 @@ void move_to_device(torch::nn::Module& module, const c10::Device& device) {
   copy_all(module, device, /*untracked=*/false);
 }
 
+OnDeviceWhileAlive::OnDeviceWhileAlive(std::vector<torch::nn::Module*> modules,
+                                       const c10::Device& device)
+    : modules_(std::move(modules)), device_(device) {
+  try {
+    for (torch::nn::Module* m : modules_) move_to_device(*m, device_);
+  } catch (...) {
+    // A refused move leaves nothing on the device: what did arrive goes back.
+    for (torch::nn::Module* m : modules_) move_to_host(*m, device_);
+    throw;
+  }
+}
+
+OnDeviceWhileAlive::~OnDeviceWhileAlive() {
+  // Host memory outside the budget: the way back is never refused by the meter.
+  try {
+    for (torch::nn::Module* m : modules_) move_to_host(*m, device_);
+  } catch (...) {
+  }
+}
+
 }  // namespace neuroflux

@@ -23,7 +23,8 @@ json Plan::to_json() const {
                            {"cache_batch_size", b.cache_batch_size},
                            {"predicted_peak_bytes", b.predicted_peak_bytes},
                            {"predicted_seconds", b.predicted_seconds},
-                           {"unit_modes", b.unit_modes}});
+                           {"unit_modes", b.unit_modes},
+                           {"threads", b.threads}});
   return {{"budget_bytes", budget_bytes ? json(*budget_bytes) : json(nullptr)},
           {"smallest_feasible_budget", smallest_feasible_budget},
           {"predicted_seconds", predicted_seconds},
@@ -107,6 +108,7 @@ Plan Plan::from_json(const json& j) {
     block.predicted_peak_bytes = integer(b, "predicted_peak_bytes", 0);
     block.predicted_seconds = b.at("predicted_seconds");
     block.unit_modes = b.value("unit_modes", std::vector<std::string>{});
+    if (b.contains("threads")) block.threads = integer(b, "threads", 0);
     check_modes(block);
     p.blocks.push_back(block);
   }
@@ -121,18 +123,21 @@ std::string Plan::table() const {
   std::string out = "budget: " + (budget_bytes ? format_size(*budget_bytes, true) : "none") +
                     "   smallest feasible: " + format_size(smallest_feasible_budget, true) + "\n";
   out += "| block | units | batch | epochs | lr | cache batch | predicted peak | predicted s | "
-         "unit modes |\n|---|---|---|---|---|---|---|---|---|\n";
+         "unit modes | threads |\n|---|---|---|---|---|---|---|---|---|---|\n";
   char line[512];
   for (size_t i = 0; i < blocks.size(); ++i) {
     const auto& b = blocks[i];
     std::string modes;
     for (const auto& m : b.unit_modes) modes += (modes.empty() ? "" : " ") + m;
     if (modes.empty()) modes = "plain";
-    std::snprintf(line, sizeof line, "| %zu | %lld-%lld | %lld | %lld | %.4g | %lld | %s | %.1f | %s |\n",
-                  i, static_cast<long long>(b.first_unit), static_cast<long long>(b.last_unit),
+    const std::string threads = b.threads > 0 ? std::to_string(b.threads) : "run's";
+    std::snprintf(line, sizeof line,
+                  "| %zu | %lld-%lld | %lld | %lld | %.4g | %lld | %s | %.1f | %s | %s |\n", i,
+                  static_cast<long long>(b.first_unit), static_cast<long long>(b.last_unit),
                   static_cast<long long>(b.batch_size), static_cast<long long>(b.epochs), b.lr,
                   static_cast<long long>(b.cache_batch_size),
-                  format_size(b.predicted_peak_bytes).c_str(), b.predicted_seconds, modes.c_str());
+                  format_size(b.predicted_peak_bytes).c_str(), b.predicted_seconds, modes.c_str(),
+                  threads.c_str());
     out += line;
   }
   if (!module_sizes.empty()) {

@@ -68,22 +68,30 @@ double Planner::block_base(int64_t first, int64_t last, int64_t batch) const {
                      static_cast<double>(profile_.units[first].input_bytes_per_sample());
 }
 
-double Planner::unit_peak(int64_t first, int64_t i, int64_t batch, const std::string& mode) const {
+const UnitModeProfile* Planner::figures(int64_t i, const std::string& mode, int64_t threads) const {
+  const UnitProfile& u = profile_.units[i];
+  if (threads > 0) return u.plain_at(threads);  // fewer threads: plain steps only
+  return mode == "plain" ? nullptr : find_mode(u.alternatives, mode);
+}
+
+double Planner::unit_peak(int64_t first, int64_t i, int64_t batch, const std::string& mode,
+                          int64_t threads) const {
   const UnitProfile& u = profile_.units[i];
   // Inside a block, a unit's input is the previous unit's output, alive during its step.
   const double carried =
       i > first ? static_cast<double>(batch) * static_cast<double>(u.input_bytes_per_sample()) : 0.0;
-  const UnitModeProfile* m = mode == "plain" ? nullptr : find_mode(u.alternatives, mode);
+  const UnitModeProfile* m = figures(i, mode, threads);
   return (m ? m->transient_bytes(batch) : u.transient_bytes(batch)) + carried;
 }
 
 double Planner::predicted_peak(int64_t first, int64_t last, int64_t batch,
-                               const std::vector<std::string>& modes) const {
+                               const std::vector<std::string>& modes, int64_t threads) const {
   // Units of a block train one after another: the peak is the worst single unit's step.
   double worst = 0;
   for (int64_t i = first; i <= last; ++i)
     worst = std::max(worst, unit_peak(first, i, batch,
-                                      modes.empty() ? "plain" : modes[static_cast<size_t>(i - first)]));
+                                      modes.empty() ? "plain" : modes[static_cast<size_t>(i - first)],
+                                      threads));
   return block_base(first, last, batch) + worst;
 }
 
@@ -104,12 +112,12 @@ std::vector<std::string> Planner::choose_modes(int64_t first, int64_t last, int6
   return modes;
 }
 
-int64_t Planner::largest_batch(int64_t first, int64_t last, bool any_mode) const {
+int64_t Planner::largest_batch(int64_t first, int64_t last, bool any_mode, int64_t threads) const {
   if (!inputs_.budget) return inputs_.max_batch_size;
   const double budget = kHeadroom * static_cast<double>(*inputs_.budget);
   auto fits = [&](int64_t batch) {
     if (any_mode) return !choose_modes(first, last, batch).empty();
-    return predicted_peak(first, last, batch) <= budget;
+    return predicted_peak(first, last, batch, {}, threads) <= budget;
   };
   if (!fits(kMinBatch)) return 0;
   // Every mode's peak is a maximum of lines in the batch, so it is monotone: bisection is exact.
@@ -155,14 +163,19 @@ double Planner::predicted_seconds(int64_t first, int64_t last, int64_t batch) co
 }
 
 double Planner::predicted_seconds(int64_t first, int64_t last, int64_t batch,
-                                  const std::vector<std::string>& modes) const {
+                                  const std::vector<std::string>& modes, int64_t threads) const {
   double step = 0, forward = 0;
   for (int64_t i = first; i <= last; ++i) {
     const UnitProfile& u = profile_.units[i];
     const UnitModeProfile* mode =
-        modes.empty() ? nullptr : find_mode(u.alternatives, modes[static_cast<size_t>(i - first)]);
-    step += mode ? mode->step_seconds_per_sample(batch) : u.step_seconds_per_sample(batch);
-    forward += u.forward_seconds_per_sample;
+        figures(i, modes.empty() ? "plain" : modes[static_cast<size_t>(i - first)], threads);
+    const double unit_step = u.step_seconds_per_sample(batch);
+    const double mode_step = mode ? mode->step_seconds_per_sample(batch) : unit_step;
+    step += mode_step;
+    // The forward pass was timed at the run's thread count only: at fewer threads it is taken
+    // to slow down as the plain step did.
+    const double slowdown = threads > 0 && unit_step > 0 ? mode_step / unit_step : 1.0;
+    forward += u.forward_seconds_per_sample * slowdown;
   }
   const auto epochs = static_cast<double>(block_epochs(last));
   double seconds = epochs * (static_cast<double>(inputs_.train_samples) * step +
@@ -181,10 +194,13 @@ Plan Planner::plan() const {
   for (const auto& u : profile_.units) plan.heads.push_back(u.head);
   // Each unit alone at batch 2 in its leanest mode: what any plan needs at least.
   double smallest = 0;
+  const std::vector<int64_t> fewer_threads = profile_.fewer_thread_counts();
   for (int64_t i = 0; i < n; ++i) {
     double leanest = unit_peak(i, i, kMinBatch, "plain");
     for (const auto& m : profile_.units[i].alternatives)
       leanest = std::min(leanest, unit_peak(i, i, kMinBatch, m.mode));
+    for (const int64_t threads : fewer_threads)
+      leanest = std::min(leanest, unit_peak(i, i, kMinBatch, "plain", threads));
     smallest = std::max(smallest, block_base(i, i, kMinBatch) + leanest);
   }
   plan.smallest_feasible_budget = static_cast<int64_t>(std::ceil(smallest / kHeadroom));
@@ -201,7 +217,7 @@ Plan Planner::plan() const {
   // best[j]: least predicted seconds to train units [0, j); from[j]: where its last block starts.
   const double inf = std::numeric_limits<double>::infinity();
   std::vector<double> best(n + 1, inf);
-  std::vector<int64_t> from(n + 1, -1), batch_of(n + 1, 0);
+  std::vector<int64_t> from(n + 1, -1), batch_of(n + 1, 0), threads_of(n + 1, 0);
   std::vector<std::vector<std::string>> modes_of(n + 1);
   best[0] = 0;
   for (int64_t j = 1; j <= n; ++j) {
@@ -209,19 +225,31 @@ Plan Planner::plan() const {
       if (best[a] == inf) continue;
       // Two candidates per block: the largest batch with every unit plain, and the larger one
       // other modes allow (recomputing or striping costs time; a larger batch may win it back).
+      // With fewer threads measured, one more per count: every unit plain at that count.
+      struct Candidate {
+        int64_t batch;
+        std::vector<std::string> modes;
+        int64_t threads;
+      };
+      const std::vector<std::string> all_plain(static_cast<size_t>(j - a), "plain");
       const int64_t plain_batch = largest_batch(a, j - 1);
       const int64_t any_batch = largest_batch(a, j - 1, /*any_mode=*/true);
-      std::vector<std::pair<int64_t, std::vector<std::string>>> candidates;
-      if (plain_batch >= 1)
-        candidates.emplace_back(plain_batch, std::vector<std::string>(static_cast<size_t>(j - a), "plain"));
-      if (any_batch > plain_batch) candidates.emplace_back(any_batch, choose_modes(a, j - 1, any_batch));
-      for (const auto& [batch, modes] : candidates) {
-        const double t = best[a] + predicted_seconds(a, j - 1, batch, modes);
+      std::vector<Candidate> candidates;
+      if (plain_batch >= 1) candidates.push_back({plain_batch, all_plain, 0});
+      if (any_batch > plain_batch)
+        candidates.push_back({any_batch, choose_modes(a, j - 1, any_batch), 0});
+      for (const int64_t threads : fewer_threads) {
+        const int64_t batch = largest_batch(a, j - 1, /*any_mode=*/false, threads);
+        if (batch > plain_batch) candidates.push_back({batch, all_plain, threads});
+      }
+      for (const Candidate& c : candidates) {
+        const double t = best[a] + predicted_seconds(a, j - 1, c.batch, c.modes, c.threads);
         if (t < best[j]) {
           best[j] = t;
           from[j] = a;
-          batch_of[j] = batch;
-          modes_of[j] = modes;
+          batch_of[j] = c.batch;
+          modes_of[j] = c.modes;
+          threads_of[j] = c.threads;
         }
       }
     }
@@ -237,9 +265,11 @@ Plan Planner::plan() const {
     b.lr = scaled_lr(inputs_.base_lr, b.batch_size, inputs_.reference_batch_size);
     b.cache_batch_size = cache_batch(b.first_unit, b.last_unit);
     b.unit_modes = modes_of[j];
-    b.predicted_peak_bytes = static_cast<int64_t>(
-        std::ceil(predicted_peak(b.first_unit, b.last_unit, b.batch_size, b.unit_modes)));
-    b.predicted_seconds = predicted_seconds(b.first_unit, b.last_unit, b.batch_size, b.unit_modes);
+    b.threads = threads_of[j];
+    b.predicted_peak_bytes = static_cast<int64_t>(std::ceil(
+        predicted_peak(b.first_unit, b.last_unit, b.batch_size, b.unit_modes, b.threads)));
+    b.predicted_seconds =
+        predicted_seconds(b.first_unit, b.last_unit, b.batch_size, b.unit_modes, b.threads);
     reversed.push_back(b);
   }
   plan.blocks.assign(reversed.rbegin(), reversed.rend());

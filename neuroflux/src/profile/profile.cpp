@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -66,6 +67,34 @@ std::vector<AllocationsAtPeak> allocations_from(const json& j) {
   return traces;
 }
 
+json mode_json(const UnitModeProfile& m) {
+  json j = {{"mode", m.mode},
+            {"transient_static_bytes", m.transient_static},
+            {"transient_bytes_per_sample", m.transient_per_sample},
+            {"transient_peaks", peaks_json(m.transient_peaks)},
+            {"step_seconds", steps_json(m.step_seconds)}};
+  if (m.threads > 0) j["threads"] = m.threads;
+  return j;
+}
+
+UnitModeProfile mode_from(const json& m) {
+  return {m.at("mode"),
+          m.at("transient_static_bytes"),
+          m.at("transient_bytes_per_sample"),
+          steps_from(m.at("step_seconds")),
+          peaks_from(m.value("transient_peaks", json::array())),
+          m.value("threads", int64_t{0})};
+}
+
+/// "batch:microseconds per sample" pairs, as the profile table prints them.
+std::string steps_text(const std::vector<std::pair<int64_t, double>>& steps) {
+  std::string text;
+  for (const auto& [b, t] : steps)
+    text += (text.empty() ? "" : " ") + std::to_string(b) + ":" +
+            std::to_string(static_cast<int64_t>(std::round(t * 1e6)));
+  return text;
+}
+
 int64_t product(const std::vector<int64_t>& shape) {
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
@@ -88,6 +117,25 @@ std::vector<UnitModeProfile> UnitProfile::modes() const {
   return all;
 }
 
+const UnitModeProfile* UnitProfile::plain_at(int64_t threads) const {
+  for (const auto& m : at_fewer_threads)
+    if (m.threads == threads) return &m;
+  return nullptr;
+}
+
+std::vector<int64_t> Profile::fewer_thread_counts() const {
+  std::vector<int64_t> counts;
+  if (units.empty()) return counts;
+  for (const auto& m : units.front().at_fewer_threads) {
+    const bool everywhere = std::all_of(units.begin(), units.end(), [&](const UnitProfile& u) {
+      return u.plain_at(m.threads) != nullptr;
+    });
+    if (everywhere) counts.push_back(m.threads);
+  }
+  std::sort(counts.rbegin(), counts.rend());
+  return counts;
+}
+
 double interpolated_seconds(const std::vector<std::pair<int64_t, double>>& step_seconds,
                             int64_t batch) {
   if (step_seconds.empty()) return 0;
@@ -108,13 +156,9 @@ double interpolated_seconds(const std::vector<std::pair<int64_t, double>>& step_
 json Profile::to_json() const {
   json units_json = json::array();
   for (const auto& u : units) {
-    json alternatives = json::array();
-    for (const auto& m : u.alternatives)
-      alternatives.push_back({{"mode", m.mode},
-                              {"transient_static_bytes", m.transient_static},
-                              {"transient_bytes_per_sample", m.transient_per_sample},
-                              {"transient_peaks", peaks_json(m.transient_peaks)},
-                              {"step_seconds", steps_json(m.step_seconds)}});
+    json alternatives = json::array(), fewer_threads = json::array();
+    for (const auto& m : u.alternatives) alternatives.push_back(mode_json(m));
+    for (const auto& m : u.at_fewer_threads) fewer_threads.push_back(mode_json(m));
     json unit_json = {{"unit", u.unit},
                       {"input_shape", u.input_shape},
                       {"output_shape", u.output_shape},
@@ -128,11 +172,12 @@ json Profile::to_json() const {
                       {"step_seconds", steps_json(u.step_seconds)},
                       {"forward_seconds_per_sample", u.forward_seconds_per_sample},
                       {"alternatives", alternatives}};
+    if (!u.at_fewer_threads.empty()) unit_json["at_fewer_threads"] = fewer_threads;
     if (!u.allocations.empty()) unit_json["allocations"] = allocations_json(u.allocations);
     units_json.push_back(std::move(unit_json));
   }
-  return {{"model", model}, {"device", device}, {"num_classes", num_classes},
-          {"seconds", seconds}, {"units", units_json}};
+  return {{"model", model},     {"device", device},   {"num_classes", num_classes},
+          {"threads", threads}, {"seconds", seconds}, {"units", units_json}};
 }
 
 Profile Profile::from_json(const json& j) {
@@ -141,6 +186,7 @@ Profile Profile::from_json(const json& j) {
   p.device = j.at("device");
   p.num_classes = j.at("num_classes");
   p.seconds = j.value("seconds", 0.0);
+  p.threads = j.value("threads", int64_t{0});
   for (const auto& u : j.at("units")) {
     UnitProfile up;
     up.unit = u.at("unit");
@@ -156,10 +202,9 @@ Profile Profile::from_json(const json& j) {
     up.transient_peaks = peaks_from(u.value("transient_peaks", json::array()));
     up.forward_seconds_per_sample = u.at("forward_seconds_per_sample");
     for (const auto& m : u.value("alternatives", json::array()))
-      up.alternatives.push_back({m.at("mode"), m.at("transient_static_bytes"),
-                                 m.at("transient_bytes_per_sample"),
-                                 steps_from(m.at("step_seconds")),
-                                 peaks_from(m.value("transient_peaks", json::array()))});
+      up.alternatives.push_back(mode_from(m));
+    for (const auto& m : u.value("at_fewer_threads", json::array()))
+      up.at_fewer_threads.push_back(mode_from(m));
     up.allocations = allocations_from(u.value("allocations", json::array()));
     p.units.push_back(up);
   }
@@ -174,10 +219,7 @@ std::string Profile::table() const {
     const std::string head = u.head.classifier ? "classifier"
                                                : std::to_string(u.head.pool) + ", " +
                                                      std::to_string(u.head.width);
-    std::string steps;
-    for (const auto& [b, t] : u.step_seconds)
-      steps += (steps.empty() ? "" : " ") + std::to_string(b) + ":" +
-               std::to_string(static_cast<int64_t>(std::round(t * 1e6)));
+    const std::string steps = steps_text(u.step_seconds);
     std::snprintf(line, sizeof line, "| %lld | %lldx%lldx%lld | %s | %s | %s | %s | %s |\n",
                   static_cast<long long>(u.unit), static_cast<long long>(u.output_shape[0]),
                   static_cast<long long>(u.output_shape[1]),
@@ -186,6 +228,17 @@ std::string Profile::table() const {
                   format_size(static_cast<int64_t>(u.transient_per_sample)).c_str(),
                   format_size(static_cast<int64_t>(u.transient_static)).c_str(), steps.c_str());
     out += line;
+  }
+  for (const int64_t t : fewer_thread_counts()) {
+    out += "\nAt " + std::to_string(t) + " thread(s) instead of " + std::to_string(threads) +
+           ":\n| unit | transient/sample | transient fixed | step us/sample |\n|---|---|---|---|\n";
+    for (const auto& u : units) {
+      const UnitModeProfile& m = *u.plain_at(t);
+      out += "| " + std::to_string(u.unit) + " | " +
+             format_size(static_cast<int64_t>(m.transient_per_sample)) + " | " +
+             format_size(static_cast<int64_t>(m.transient_static)) + " | " +
+             steps_text(m.step_seconds) + " |\n";
+    }
   }
   return out;
 }

@@ -8,10 +8,12 @@
 
 #include "neuroflux/local/unit_step.h"
 #include "neuroflux/memory/allocation_trace.h"
+#include "neuroflux/memory/device_residency.h"
 #include "neuroflux/memory/measured_phase.h"
 #include "neuroflux/memory/memory_meter.h"
 #include "neuroflux/models/module_snapshot.h"
 #include "neuroflux/optim/optim.h"
+#include "neuroflux/util/intra_op_threads.h"
 #include "neuroflux/util/progress.h"
 
 namespace neuroflux {
@@ -58,6 +60,7 @@ ProfilerOptions profiler_options(const Config& config) {
   o.train = config.train;
   o.memory = config.memory;
   o.unit_modes = config.neuroflux.unit_modes == "auto";
+  o.fewer_threads = config.neuroflux.block_threads == "auto";
   return o;
 }
 
@@ -68,8 +71,14 @@ UnitProfile Profiler::profile_unit(LocalModel& model, int64_t index) {
   MemoryMeter& meter = MemoryMeter::of(device_);
   auto& unit = model->chain()->unit(index);
   auto& head = model->head(index);
-  const ModuleSnapshot unit_snapshot(*unit), head_snapshot(*head);
   auto& decoder = model->loss_terms(index).decoder;
+  std::optional<OnDeviceWhileAlive> on_device;
+  if (options_.host_resident_model) {
+    std::vector<torch::nn::Module*> modules{unit.get(), head.get()};
+    if (decoder) modules.push_back(decoder.get());
+    on_device.emplace(std::move(modules), device_);
+  }
+  const ModuleSnapshot unit_snapshot(*unit), head_snapshot(*head);
   const std::optional<ModuleSnapshot> decoder_snapshot =
       decoder ? std::optional<ModuleSnapshot>(std::in_place, *decoder) : std::nullopt;
   unit->train();
@@ -100,12 +109,15 @@ UnitProfile Profiler::profile_unit(LocalModel& model, int64_t index) {
   // profile must also describe a batch the budget refuses, so the planner can name the smallest
   // budget that would work: that batch is measured again in an unbudgeted probe, named in the
   // log and the report, and counted in no phase's peak.
-  auto measure = [&](UnitMode mode, UnitModeProfile& fit) {
+  // `primary`: the run's own thread count, whose plain step also gives the forward time and
+  // the allocation trace.
+  auto measure = [&](UnitMode mode, UnitModeProfile& fit, bool primary) {
     for (const int64_t b : sizes) {
       int64_t transient = 0;
       double best = std::numeric_limits<double>::infinity();
       std::optional<AllocationsAtPeak> traced;
       const std::string probe = "profile_unit" + std::to_string(index) + "_" + to_string(mode) +
+                                (fit.threads > 0 ? "_threads" + std::to_string(fit.threads) : "") +
                                 "_batch" + std::to_string(b);
       run_or_probe(meter, probe, [&] {
         unit->train();
@@ -126,14 +138,14 @@ UnitProfile Profiler::profile_unit(LocalModel& model, int64_t index) {
           best = std::min(best, watch.seconds());
           if (r == 0) transient = meter.peak() - before;
         }
-        if (options_.trace_allocations && mode == UnitMode::kPlain) {
+        if (primary && options_.trace_allocations && mode == UnitMode::kPlain) {
           // Its own step, so the trace's bookkeeping slows none of the timed ones.
           AllocationTrace trace;
           unit_step(unit, head, *optimizer, x, y, nullptr, mode, &model->loss_terms(index));
           traced = trace.at_peak();
           traced->batch = b;
         }
-        if (mode == UnitMode::kPlain) {
+        if (primary && mode == UnitMode::kPlain) {
           torch::NoGradGuard no_grad;
           unit->eval();
           Stopwatch watch;
@@ -154,7 +166,7 @@ UnitProfile Profiler::profile_unit(LocalModel& model, int64_t index) {
     fit.transient_per_sample = slope;
   };
   UnitModeProfile plain;
-  measure(UnitMode::kPlain, plain);
+  measure(UnitMode::kPlain, plain, true);
   p.step_seconds = plain.step_seconds;
   p.transient_peaks = plain.transient_peaks;
   p.transient_static = plain.transient_static;
@@ -166,8 +178,18 @@ UnitProfile Profiler::profile_unit(LocalModel& model, int64_t index) {
       if (mode == UnitMode::kRowCentric && options_.train.fused_update) continue;
       UnitModeProfile fit;
       fit.mode = to_string(mode);
-      measure(mode, fit);
+      measure(mode, fit, true);
       p.alternatives.push_back(std::move(fit));
+    }
+  }
+  if (options_.fewer_threads && device_.is_cpu()) {
+    for (const int64_t threads : thread_counts_below(at::get_num_threads())) {
+      const IntraOpThreads fewer(threads);
+      UnitModeProfile fit;
+      fit.mode = to_string(UnitMode::kPlain);
+      fit.threads = threads;
+      measure(UnitMode::kPlain, fit, false);
+      p.at_fewer_threads.push_back(std::move(fit));
     }
   }
   unit_snapshot.restore(*unit);
@@ -182,6 +204,7 @@ Profile Profiler::profile(LocalModel& model) {
   profile.model = model->chain()->name();
   profile.device = device_.str();
   profile.num_classes = model->chain()->num_classes();
+  profile.threads = at::get_num_threads();
   Progress progress("profiling", model->size(), "units/s", 10.0);
   for (int64_t i = 0; i < model->size(); ++i) {
     profile.units.push_back(profile_unit(model, i));
@@ -195,6 +218,9 @@ Profile Profiler::profile(LocalModel& model) {
 UnitCost Profiler::unit_cost(UnitChain& chain, int64_t index) {
   MemoryMeter& meter = MemoryMeter::of(device_);
   auto& unit = chain->unit(index);
+  std::optional<OnDeviceWhileAlive> on_device;
+  if (options_.host_resident_model)
+    on_device.emplace(std::vector<torch::nn::Module*>{unit.get()}, device_);
   const ModuleSnapshot snapshot(*unit);
   unit->train();
   UnitCost cost;

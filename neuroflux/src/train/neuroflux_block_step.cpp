@@ -5,6 +5,7 @@
 #include "neuroflux/exit/exit_selector.h"
 #include "neuroflux/memory/measured_phase.h"
 #include "neuroflux/memory/memory_meter.h"
+#include "neuroflux/util/intra_op_threads.h"
 #include "neuroflux/util/size_format.h"
 #include "neuroflux/train/block_trainer.h"
 #include "neuroflux/util/progress.h"
@@ -92,7 +93,7 @@ CachePass cache_outputs(BlockRun& run, BlockInput& input, int64_t k) {
 }
 
 BlockReport block_report(const PlannedBlock& pb, const BlockOutcome& outcome,
-                         int64_t training_peak, const CachePass& pass) {
+                         int64_t training_peak, const CachePass& pass, int64_t threads) {
   BlockReport block;
   block.first_unit = pb.first_unit;
   block.last_unit = pb.last_unit;
@@ -110,7 +111,8 @@ BlockReport block_report(const PlannedBlock& pb, const BlockOutcome& outcome,
                  {"cache_seconds", pass.seconds},
                  {"eval_seconds", outcome.eval_seconds},
                  {"predicted_seconds", pb.predicted_seconds},
-                 {"head_val_accuracy", outcome.head_val_accuracy}};
+                 {"head_val_accuracy", outcome.head_val_accuracy},
+                 {"threads", threads}};
   if (!pb.unit_modes.empty()) block.extra["unit_modes"] = pb.unit_modes;
   return block;
 }
@@ -122,6 +124,12 @@ void run_block(BlockRun& run, int64_t k) {
   NeuroFluxRunState& state = run.state;
   MemoryMeter& meter = MemoryMeter::of(run.device);
   std::unique_ptr<BlockInput> input = block_input(run, k);
+  // The plan's thread count covers the block's training, validation and caching pass.
+  const IntraOpThreads block_threads(pb.threads);
+  const int64_t threads = at::get_num_threads();
+  if (pb.threads > 0)
+    log_line("block " + std::to_string(k) + ": " + std::to_string(threads) +
+             " intra-op thread(s), as planned");
   // The block's own phases: its training peak is theirs, the run's gets them too.
   PhasePeaks block_phases;
   {
@@ -151,7 +159,7 @@ void run_block(BlockRun& run, int64_t k) {
   CachePass pass;
   if (more && !state.stopped_early) pass = cache_outputs(run, *input, k);
   input.reset();
-  const BlockReport block = block_report(pb, outcome, training_peak, pass);
+  const BlockReport block = block_report(pb, outcome, training_peak, pass, threads);
   state.blocks.push_back(block);
   move_units_to_host(run.model, pb.first_unit, pb.last_unit, run.device);
   state.blocks_done = k + 1;

@@ -27,6 +27,14 @@ using nlohmann::json;
 
 namespace {
 
+/// A local model of `chain` with `heads`, its new weights on the host (outside the budget on a
+/// CPU run): profiling and training bring one unit or block at a time to the device.
+LocalModel built_on_host(UnitChain chain, const std::vector<AuxHeadSpec>& heads,
+                         const Config& config) {
+  UntrackedScope untracked;
+  return LocalModel(std::move(chain), heads, local_loss_spec(config));
+}
+
 Plan read_plan_file(const std::string& path) {
   try {
     return Plan::from_json(json::parse(read_file(path)));
@@ -81,15 +89,18 @@ std::pair<Profile, Plan> NeuroFluxTrainer::make_plan(UnitChain chain,
   // in a named unbudgeted probe (Profiler::profile_unit), so the planner still sees it.
   const MeasuredPhase profiling(MemoryMeter::of(setup_.device), early_phases_, "profile",
                                 config.memory.budget);
-  chain->to(setup_.device);
+  // The model waits on the host and each unit comes to the device for its own measurement, as
+  // in training: the budget holds one unit with its head, never the whole network (nor, with
+  // "copies" heads, the several copies of it they add up to).
+  move_to_host(*chain, setup_.device);
   ProfilerOptions options = profiler_options(config);
   options.trace_allocations = trace_allocations;
+  options.host_resident_model = true;
   Profiler profiler(options, setup_.device);
   Stopwatch watch;
   auto profile_of = [&](UnitChain units) {
     const std::vector<AuxHeadSpec> heads = choose_head_specs(config, units, profiler);
-    LocalModel model(units, heads, local_loss_spec(config));
-    model->to(setup_.device);
+    LocalModel model = built_on_host(units, heads, config);
     return profiler.profile(model);
   };
   const PlannerInputs inputs =
@@ -151,7 +162,7 @@ Report NeuroFluxTrainer::fit(UnitChain chain, const data::DataSplits& data,
   if (!plan.module_sizes.empty() && chain->module_sizes().empty())
     chain = group_units(chain, plan.module_sizes);
   check_plan_covers(plan, chain->size());
-  LocalModel model(chain, plan.heads, local_loss_spec(config));
+  LocalModel model = built_on_host(chain, plan.heads, config);
   model->to(device);
   NeuroFluxRunState state;
   state.head_accuracy.assign(static_cast<size_t>(chain->size()), std::nullopt);

@@ -121,6 +121,11 @@ struct NeuroFluxConfig {
   /// "auto": the planner may run a unit recomputed or row-centric (local/unit_step.h) where that
   /// lets its block take a batch that trains faster, or fit at all; "plain": never.
   std::string unit_modes = "auto";
+  /// "auto": the profiler also measures each unit's step at fewer intra-op threads, and the
+  /// planner may train a block with fewer (on the CPU, ATen's per-thread scratch grows a step's
+  /// peak with the thread count) where that fits it or trains it faster; "run": every block
+  /// uses `threads`.
+  std::string block_threads = "run";
   std::string cache_where = "host";    ///< host|disk
   std::string cache_dtype = "float16"; ///< float32|float16
   std::string cache_dir;               ///< "" = OUT/cache

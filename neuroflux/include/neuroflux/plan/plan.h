@@ -24,6 +24,10 @@ struct PlannedBlock {
   /// How each unit's forward runs in training (local/unit_step.h): "plain", "recompute" or
   /// "row_centric"; empty = all plain.
   std::vector<std::string> unit_modes;
+  /// Intra-op threads the block trains, validates and caches with; 0 = the run's `threads`.
+  /// The planner sets it (neuroflux.block_threads = "auto") only where fewer threads let the
+  /// block fit, or take a batch that trains faster.
+  int64_t threads = 0;
 };
 
 struct Plan {

@@ -14,6 +14,11 @@
 //                + N_all * sum_i forward_i, unless it is last     (the caching pass)
 // where epochs(b) follows FreezeOut over depth (block_epochs): a block ending at a shallow unit
 // trains fewer epochs, so cutting a shallow block off saves time, not only memory.
+//
+// Candidates per block: every unit plain at the largest batch that fits; other unit modes where
+// they allow a larger batch; and, when the profile measured steps at fewer intra-op threads
+// (neuroflux.block_threads = "auto"), every unit plain at each such count where that allows a
+// larger batch than the run's count. The cheapest predicted time wins.
 #pragma once
 
 #include <cstdint>
@@ -51,19 +56,21 @@ class Planner {
   /// Predicted training peak of block [first, last] at `batch`, every unit plain or in
   /// `modes` (one per unit of the block, names from the profile's alternatives).
   double predicted_peak(int64_t first, int64_t last, int64_t batch) const;
+  /// `threads` > 0: every unit plain at that many intra-op threads (Profile::fewer_thread_counts).
   double predicted_peak(int64_t first, int64_t last, int64_t batch,
-                        const std::vector<std::string>& modes) const;
+                        const std::vector<std::string>& modes, int64_t threads = 0) const;
   /// The mode of each unit at `batch`: plain where the block then fits, else the fastest of
   /// the unit's profiled alternatives that fits; empty when some unit fits in no mode.
   std::vector<std::string> choose_modes(int64_t first, int64_t last, int64_t batch) const;
   /// Largest batch (<= max_batch_size) whose predicted peak fits 90% of the budget (headroom
   /// for the fit's error), every unit plain, or (`any_mode`) in the modes choose_modes picks;
   /// 0 when none.
-  int64_t largest_batch(int64_t first, int64_t last, bool any_mode = false) const;
+  int64_t largest_batch(int64_t first, int64_t last, bool any_mode = false,
+                        int64_t threads = 0) const;
   /// Predicted seconds of block [first, last] at `batch` (every unit plain, or in `modes`).
   double predicted_seconds(int64_t first, int64_t last, int64_t batch) const;
   double predicted_seconds(int64_t first, int64_t last, int64_t batch,
-                           const std::vector<std::string>& modes) const;
+                           const std::vector<std::string>& modes, int64_t threads = 0) const;
   /// Epochs of a block whose deepest unit is `last`: round(epochs * t), t rising linearly from
   /// shallow_epoch_fraction at unit 0 to 1 at the last unit; at least 1.
   int64_t block_epochs(int64_t last) const;
@@ -74,8 +81,12 @@ class Planner {
   double input_factor(int64_t first) const;
   /// Static bytes of the block's units plus its input batch.
   double block_base(int64_t first, int64_t last, int64_t batch) const;
-  /// Unit i's step in `mode` inside a block starting at `first`: transient plus carried input.
-  double unit_peak(int64_t first, int64_t i, int64_t batch, const std::string& mode) const;
+  /// Unit i's step in `mode` (at `threads`, 0 = the profile's own count) inside a block
+  /// starting at `first`: transient plus carried input.
+  double unit_peak(int64_t first, int64_t i, int64_t batch, const std::string& mode,
+                   int64_t threads = 0) const;
+  /// Unit i's measured figures in `mode` at `threads`; nullptr = the plain step's own.
+  const UnitModeProfile* figures(int64_t i, const std::string& mode, int64_t threads) const;
 
   Profile profile_;
   PlannerInputs inputs_;

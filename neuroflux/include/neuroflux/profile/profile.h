@@ -26,6 +26,8 @@ struct UnitModeProfile {
   double transient_per_sample = 0;
   std::vector<std::pair<int64_t, double>> step_seconds;
   std::vector<std::pair<int64_t, int64_t>> transient_peaks;
+  /// Intra-op threads the steps ran with; 0 = the profile's own count (Profile::threads).
+  int64_t threads = 0;
 
   double transient_bytes(int64_t batch) const {
     return transient_static + transient_per_sample * static_cast<double>(batch);
@@ -56,12 +58,18 @@ struct UnitProfile {
   /// The other modes the unit can train in, measured the same way (empty when
   /// neuroflux.unit_modes is "plain").
   std::vector<UnitModeProfile> alternatives;
+  /// The plain step again at fewer intra-op threads (neuroflux.block_threads = "auto"): ATen's
+  /// per-thread scratch buffers make a step's transient grow with the thread count, so a block
+  /// may fit only with fewer. Each entry names its `threads`.
+  std::vector<UnitModeProfile> at_fewer_threads;
   /// What was live at the peak of one plain step per measured batch, by operator (only when the
   /// profiler was asked to trace allocations: `neuroflux profile --allocations`).
   std::vector<AllocationsAtPeak> allocations;
 
   /// Every mode's figures, plain first.
   std::vector<UnitModeProfile> modes() const;
+  /// The plain step at `threads` (an at_fewer_threads entry); nullptr when not measured.
+  const UnitModeProfile* plain_at(int64_t threads) const;
 
   int64_t static_bytes() const { return param_bytes + grad_bytes + optimizer_bytes; }
   int64_t input_bytes_per_sample() const;    ///< float32 input
@@ -77,12 +85,15 @@ struct UnitProfile {
 struct Profile {
   std::string model, device;
   int64_t num_classes = 0;
+  int64_t threads = 0;  ///< intra-op threads of the units' main figures; 0 = not recorded
   std::vector<UnitProfile> units;
   double seconds = 0;   ///< how long profiling took
 
   nlohmann::json to_json() const;
   static Profile from_json(const nlohmann::json& json);
   std::string table() const;
+  /// Thread counts below `threads` at which every unit's plain step was measured, descending.
+  std::vector<int64_t> fewer_thread_counts() const;
   /// The traced allocations of every unit: per step, its largest `entries` operators.
   std::string allocations_table(size_t entries) const;
 };

@@ -30,6 +30,14 @@ struct ProfilerOptions {
   /// After the timed steps of each batch size, one more plain step under an AllocationTrace
   /// (UnitProfile::allocations; CPU only). For diagnosis: the trace slows that step down.
   bool trace_allocations = false;
+  /// The model waits on the host (move_to_host): each unit, its head and decoder come to the
+  /// device for their own measurement only, as in training, so a model whose weights (or whose
+  /// "copies" heads) exceed the budget together still profiles under it.
+  bool host_resident_model = false;
+  /// Also measure each unit's plain step at fewer intra-op threads than the current count
+  /// (thread_counts_below), so the planner can give a block fewer threads where that fits it:
+  /// neuroflux.block_threads = "auto".
+  bool fewer_threads = false;
 };
 
 class Profiler {
