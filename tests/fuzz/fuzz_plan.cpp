@@ -25,7 +25,7 @@ bool followable(const neuroflux::Plan& plan) {
     if (b.batch_size < 1 || b.epochs < 1 || b.cache_batch_size < 1) return false;
     if (!std::isfinite(b.lr) || b.lr <= 0) return false;
     for (const auto& m : b.unit_modes)
-      if (m != "plain" && m != "recompute" && m != "row_centric") return false;
+      if (m != "plain" && m != "recompute" && m != "row_centric" && m != "im2col") return false;
     next = b.last_unit + 1;
   }
   if (next != static_cast<int64_t>(plan.heads.size())) return false;

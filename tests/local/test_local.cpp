@@ -180,8 +180,10 @@ TEST_CASE("heads follow the model's batch norm setting and keep it in their spec
   CHECK_FALSE(fixed_head_specs(3, 8, false)[0].batch_norm);
 }
 
-TEST_CASE("a unit trained recomputed or row-centric takes plain's step exactly", "[local][unit]") {
-  // A plain conv stack (every mode applies) and one with batch norm (row-centric does not).
+TEST_CASE("a unit trained recomputed, row-centric or as im2col products takes plain's step",
+          "[local][unit]") {
+  // A plain conv stack (every mode applies: plain, recompute, row_centric, im2col) and one with
+  // batch norm (row-centric does not).
   for (const bool batch_norm : {false, true}) {
     INFO("batch norm " << batch_norm);
     torch::manual_seed(4);
@@ -193,7 +195,7 @@ TEST_CASE("a unit trained recomputed or row-centric takes plain's step exactly",
     const at::Tensor x = torch::randn({6, 3, 12, 12});
     const at::Tensor y = torch::randint(0, 5, {6});
     const auto modes = unit_modes_for(unit);
-    CHECK(modes.size() == (batch_norm ? 2u : 3u));
+    CHECK(modes.size() == (batch_norm ? 3u : 4u));
 
     std::vector<at::Tensor> initial;
     for (const auto& p : unit->parameters()) initial.push_back(p.detach().clone());

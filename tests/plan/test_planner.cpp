@@ -322,3 +322,23 @@ TEST_CASE("the planner gives a block fewer threads only where that fits it or pa
     CHECK_THROWS_AS(Plan::from_json(j), nlohmann::json::exception);
   }
 }
+
+TEST_CASE("a fitted transient never falls below what was measured at a batch not above it",
+          "[plan][unit]") {
+  // A line through batches 2..128 undershoots the small ones where one batch-independent buffer
+  // dominates them, as im2col's weight gradient does on a map of a few pixels.
+  UnitProfile u;
+  u.transient_static = 200000;
+  u.transient_per_sample = 80000;
+  u.transient_peaks = {{2, 600000}, {8, 960000}, {32, 2650000}, {128, 10600000}};
+  CHECK(u.transient_bytes(1) == Approx(280000));    // below every measurement: the line
+  CHECK(u.transient_bytes(2) == Approx(600000));    // the line says 360,000
+  CHECK(u.transient_bytes(4) == Approx(600000));
+  CHECK(u.transient_bytes(8) == Approx(960000));    // the line says 840,000
+  CHECK(u.transient_bytes(64) == Approx(5320000));  // above the measurements below it: the line
+  UnitModeProfile m;
+  m.transient_static = u.transient_static;
+  m.transient_per_sample = u.transient_per_sample;
+  m.transient_peaks = u.transient_peaks;
+  for (const int64_t b : {1, 2, 3, 8, 9, 100, 500}) CHECK(m.transient_bytes(b) == u.transient_bytes(b));
+}

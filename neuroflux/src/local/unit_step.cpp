@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "neuroflux/distributed/grad_reducer.h"
+#include "neuroflux/local/im2col_unit.h"
 #include "neuroflux/optim/optim.h"
 #include "neuroflux/recompute/scheduled_chain.h"
 #include "neuroflux/rowcentric/row_centric.h"
@@ -15,6 +16,7 @@ std::string to_string(UnitMode mode) {
   switch (mode) {
     case UnitMode::kRecompute: return "recompute";
     case UnitMode::kRowCentric: return "row_centric";
+    case UnitMode::kIm2col: return "im2col";
     case UnitMode::kPlain: break;
   }
   return "plain";
@@ -24,12 +26,15 @@ UnitMode unit_mode_from_string(const std::string& name) {
   if (name == "plain") return UnitMode::kPlain;
   if (name == "recompute") return UnitMode::kRecompute;
   if (name == "row_centric") return UnitMode::kRowCentric;
-  throw std::invalid_argument("unknown unit mode '" + name + "' (plain, recompute, row_centric)");
+  if (name == "im2col") return UnitMode::kIm2col;
+  throw std::invalid_argument("unknown unit mode '" + name +
+                              "' (plain, recompute, row_centric, im2col)");
 }
 
 std::vector<UnitMode> unit_modes_for(const torch::nn::Sequential& unit) {
   std::vector<UnitMode> modes{UnitMode::kPlain, UnitMode::kRecompute};
   if (rowcentric::is_row_stack(unit)) modes.push_back(UnitMode::kRowCentric);
+  if (runs_im2col(unit)) modes.push_back(UnitMode::kIm2col);
   return modes;
 }
 
@@ -38,6 +43,7 @@ at::Tensor unit_forward(torch::nn::Sequential& unit, const at::Tensor& input, Un
     case UnitMode::kRecompute: return checkpoint(unit, input);
     case UnitMode::kRowCentric:
       return rowcentric::row_centric_forward(input, rowcentric::row_layers_of(unit, "unit"), {});
+    case UnitMode::kIm2col: return im2col_forward(unit, input);
     case UnitMode::kPlain: break;
   }
   return unit->forward(input);

@@ -57,8 +57,8 @@ int64_t integer(const json& j, const char* key, int64_t min) {
 // copies one block's modes into blocks of one unit).
 void check_modes(const PlannedBlock& b) {
   for (const auto& m : b.unit_modes)
-    if (m != "plain" && m != "recompute" && m != "row_centric")
-      refuse_plan("unknown unit mode \"" + m + "\" (plain, recompute, row_centric)");
+    if (m != "plain" && m != "recompute" && m != "row_centric" && m != "im2col")
+      refuse_plan("unknown unit mode \"" + m + "\" (plain, recompute, row_centric, im2col)");
 }
 
 }  // namespace

@@ -136,6 +136,14 @@ std::vector<int64_t> Profile::fewer_thread_counts() const {
   return counts;
 }
 
+double bounded_transient(double transient_static, double transient_per_sample,
+                         const std::vector<std::pair<int64_t, int64_t>>& measured, int64_t batch) {
+  double bytes = transient_static + transient_per_sample * static_cast<double>(batch);
+  for (const auto& [b, peak] : measured)
+    if (b <= batch) bytes = std::max(bytes, static_cast<double>(peak));
+  return bytes;
+}
+
 double interpolated_seconds(const std::vector<std::pair<int64_t, double>>& step_seconds,
                             int64_t batch) {
   if (step_seconds.empty()) return 0;

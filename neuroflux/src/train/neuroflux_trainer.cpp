@@ -85,14 +85,15 @@ std::pair<Profile, Plan> NeuroFluxTrainer::make_plan(UnitChain chain,
                                                      const data::DataSplits& data,
                                                      bool trace_allocations) {
   const Config& config = setup_.config;
+  // The model waits on the host and each unit comes to the device for its own measurement, as
+  // in training: the budget holds one unit with its head, never the whole network (nor, with
+  // "copies" heads, the several copies of it they add up to). It goes there before the phase
+  // starts: a phase's peak begins at what is live when it starts.
+  move_to_host(*chain, setup_.device);
   // Under the budget like every phase; a unit's step at a batch the budget refuses is measured
   // in a named unbudgeted probe (Profiler::profile_unit), so the planner still sees it.
   const MeasuredPhase profiling(MemoryMeter::of(setup_.device), early_phases_, "profile",
                                 config.memory.budget);
-  // The model waits on the host and each unit comes to the device for its own measurement, as
-  // in training: the budget holds one unit with its head, never the whole network (nor, with
-  // "copies" heads, the several copies of it they add up to).
-  move_to_host(*chain, setup_.device);
   ProfilerOptions options = profiler_options(config);
   options.trace_allocations = trace_allocations;
   options.host_resident_model = true;

@@ -19,12 +19,15 @@ class GradReducer;
 /// How a unit's forward runs inside its training step. The planner picks one per unit (Plan):
 /// plain; "recompute": the unit as one checkpointed segment, only its input kept and the unit
 /// re-run in the backward pass, so its maps and the head's are never alive together;
-/// "row_centric": stripe by stripe (8 overlapping bands), for units that are plain conv stacks.
-enum class UnitMode { kPlain, kRecompute, kRowCentric };
+/// "row_centric": stripe by stripe (8 overlapping bands), for units that are plain conv stacks;
+/// "im2col": each conv as im2col + one matrix product (local/im2col_unit.h), whose backward
+/// holds one weight-sized gradient where ATen's holds two, for flat conv units (vgg's).
+enum class UnitMode { kPlain, kRecompute, kRowCentric, kIm2col };
 std::string to_string(UnitMode mode);
 /// Throws std::invalid_argument naming the known modes.
 UnitMode unit_mode_from_string(const std::string& name);
-/// The modes `unit` can run in (row-centric only for conv / ReLU / pool stacks).
+/// The modes `unit` can run in (row-centric only for conv / ReLU / pool stacks, im2col only
+/// for flat units whose convs are direct children).
 std::vector<UnitMode> unit_modes_for(const torch::nn::Sequential& unit);
 
 /// The unit's forward in `mode`, recording for backward.

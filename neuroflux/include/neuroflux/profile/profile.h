@@ -18,6 +18,13 @@ namespace neuroflux {
 /// log2(batch) between measured sizes, the nearest measurement beyond them.
 double interpolated_seconds(const std::vector<std::pair<int64_t, double>>& measured, int64_t batch);
 
+/// A step's fitted transient at `batch` (static + per_sample * batch), raised to what was
+/// measured at the largest measured batch not above `batch`: a step's peak does not shrink as its
+/// batch grows, and a line fitted over batches 2 to 128 undershoots the small ones wherever a
+/// batch-independent buffer dominates them (a weight-sized gradient on a map of a few pixels).
+double bounded_transient(double transient_static, double transient_per_sample,
+                         const std::vector<std::pair<int64_t, int64_t>>& measured, int64_t batch);
+
 /// A unit's training step run in another mode (local/unit_step.h: recompute, row_centric):
 /// its own fitted transient and measured step time. The plain step's are UnitProfile's own.
 struct UnitModeProfile {
@@ -30,7 +37,7 @@ struct UnitModeProfile {
   int64_t threads = 0;
 
   double transient_bytes(int64_t batch) const {
-    return transient_static + transient_per_sample * static_cast<double>(batch);
+    return bounded_transient(transient_static, transient_per_sample, transient_peaks, batch);
   }
   double step_seconds_per_sample(int64_t batch) const {
     return interpolated_seconds(step_seconds, batch);
@@ -75,7 +82,7 @@ struct UnitProfile {
   int64_t input_bytes_per_sample() const;    ///< float32 input
   int64_t output_bytes_per_sample() const;
   double transient_bytes(int64_t batch) const {
-    return transient_static + transient_per_sample * static_cast<double>(batch);
+    return bounded_transient(transient_static, transient_per_sample, transient_peaks, batch);
   }
   /// Step seconds per sample at `batch`: interpolated in log2(batch) between measured sizes,
   /// the nearest measurement beyond them.

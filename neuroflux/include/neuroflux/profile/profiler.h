@@ -17,7 +17,8 @@
 namespace neuroflux {
 
 struct ProfilerOptions {
-  std::vector<int64_t> batch_sizes = {8, 32, 128};  ///< capped by max_batch
+  /// Capped by max_batch. 2 is the smallest batch a plan gives a block: the floor is set there.
+  std::vector<int64_t> batch_sizes = {2, 8, 32, 128};
   int64_t max_batch = 256;
   int repeats = 3;                                  ///< timed steps per size (the minimum is kept)
   TrainConfig train;                                ///< the optimizer the steps use
