@@ -63,21 +63,23 @@ std::vector<AuxHeadSpec> classic_head_specs(const Config& config, UnitChainImpl&
                           config.neuroflux.aux == "deep" ? "deep" : "conv");
 }
 
+std::vector<torch::nn::Module*> block_modules(LocalModel& model, int64_t first, int64_t last) {
+  std::vector<torch::nn::Module*> modules;
+  for (int64_t i = first; i <= last; ++i) {
+    modules.push_back(model->chain()->unit(i).get());
+    modules.push_back(model->head(i).get());
+    if (auto& decoder = model->loss_terms(i).decoder) modules.push_back(decoder.get());
+  }
+  return modules;
+}
+
 void move_units_to_device(LocalModel& model, int64_t first, int64_t last,
                           const c10::Device& device) {
-  for (int64_t i = first; i <= last; ++i) {
-    move_to_device(*model->chain()->unit(i), device);
-    move_to_device(*model->head(i), device);
-    if (auto& decoder = model->loss_terms(i).decoder) move_to_device(*decoder, device);
-  }
+  for (torch::nn::Module* m : block_modules(model, first, last)) move_to_device(*m, device);
 }
 
 void move_units_to_host(LocalModel& model, int64_t first, int64_t last, const c10::Device& device) {
-  for (int64_t i = first; i <= last; ++i) {
-    move_to_host(*model->chain()->unit(i), device);
-    move_to_host(*model->head(i), device);
-    if (auto& decoder = model->loss_terms(i).decoder) move_to_host(*decoder, device);
-  }
+  for (torch::nn::Module* m : block_modules(model, first, last)) move_to_host(*m, device);
 }
 
 }  // namespace neuroflux

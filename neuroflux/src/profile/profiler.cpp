@@ -73,11 +73,7 @@ UnitProfile Profiler::profile_unit(LocalModel& model, int64_t index) {
   auto& head = model->head(index);
   auto& decoder = model->loss_terms(index).decoder;
   std::optional<OnDeviceWhileAlive> on_device;
-  if (options_.host_resident_model) {
-    std::vector<torch::nn::Module*> modules{unit.get(), head.get()};
-    if (decoder) modules.push_back(decoder.get());
-    on_device.emplace(std::move(modules), device_);
-  }
+  if (options_.host_resident_model) on_device.emplace(block_modules(model, index, index), device_);
   const ModuleSnapshot unit_snapshot(*unit), head_snapshot(*head);
   const std::optional<ModuleSnapshot> decoder_snapshot =
       decoder ? std::optional<ModuleSnapshot>(std::in_place, *decoder) : std::nullopt;

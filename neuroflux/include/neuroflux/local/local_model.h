@@ -48,6 +48,9 @@ TORCH_MODULE(LocalModel);
 /// conv.
 std::vector<AuxHeadSpec> classic_head_specs(const Config& config, UnitChainImpl& chain);
 
+/// What units [first, last] of `model` bring to the device: each unit, its head and its decoder.
+std::vector<torch::nn::Module*> block_modules(LocalModel& model, int64_t first, int64_t last);
+
 /// Units [first, last] of `model`, their heads and decoders to `device`, tracked as the block in training
 /// (memory/device_residency.h), or back to untracked host memory.
 void move_units_to_device(LocalModel& model, int64_t first, int64_t last,
