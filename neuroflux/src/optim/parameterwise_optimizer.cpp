@@ -148,19 +148,31 @@ void ParameterwiseOptimizer::update(size_t group, const at::Tensor& parameter) {
   if (how_.fused) parameter.mutable_grad().reset();
 }
 
-// torch::optim::SGD::step (LibTorch 1.13) for one parameter, operation for operation, so the
-// weights come out bitwise equal: d_p = grad (+ weight_decay * p); the first momentum buffer is
-// a copy of d_p, later ones buf = momentum * buf + (1 - dampening) * d_p; Nesterov d_p += momentum
-// * buf, else d_p = buf; p -= lr * d_p.
+// torch::optim::SGD::step (LibTorch 1.13) for one parameter, with the same arithmetic in the same
+// order, so the weights come out bitwise equal: d_p = grad (+ weight_decay * p); the first
+// momentum buffer is a copy of d_p, later ones buf = momentum * buf + (1 - dampening) * d_p;
+// Nesterov d_p += momentum * buf, else d_p = buf; p -= lr * d_p.
+//
+// torch's step writes each of those sums to a new tensor: with weight decay and Nesterov, two
+// weight-sized temporaries at once, which is what a unit's step peaks on when its weights outweigh
+// its activations. Here d_p is one scratch tensor updated in place (an in-place add runs the same
+// kernel as the out-of-place one). Fused, the scratch is the gradient itself, which is freed right
+// after, so the update allocates nothing on the device; otherwise the gradient stays as backward
+// left it, as with torch's optimizer.
 void ParameterwiseOptimizer::sgd_update(const at::Tensor& p, const SGDOptions& o) {
   const bool to_host = how_.host_state && !p.is_cpu();
   std::optional<UntrackedScope> host;  // the state and the update's temporaries
   if (how_.host_state) host.emplace();
+  const bool needs_scratch = o.weight_decay() != 0 || (o.momentum() != 0 && o.nesterov());
   at::Tensor d_p = p.grad();
-  if (to_host) d_p = d_p.to(at::kCPU);
+  if (to_host) {
+    d_p = d_p.to(at::kCPU);  // already a private copy
+  } else if (needs_scratch && !how_.fused) {
+    d_p = d_p.clone();
+  }
   if (o.weight_decay() != 0) {
     const at::Tensor weight = to_host ? p.detach().to(at::kCPU) : p.detach();
-    d_p = d_p.add(weight, o.weight_decay());
+    d_p.add_(weight, o.weight_decay());
   }
   if (o.momentum() != 0) {
     at::Tensor buf;
@@ -175,7 +187,11 @@ void ParameterwiseOptimizer::sgd_update(const at::Tensor& p, const SGDOptions& o
       buf = static_cast<SGDParamState&>(*found->second).momentum_buffer();
       buf.mul_(o.momentum()).add_(d_p, 1 - o.dampening());
     }
-    d_p = o.nesterov() ? d_p.add(buf, o.momentum()) : buf;
+    if (o.nesterov()) {
+      d_p.add_(buf, o.momentum());
+    } else {
+      d_p = buf;
+    }
   }
   if (to_host) d_p = d_p.to(p.device());
   p.detach().add_(d_p, -1 * o.lr());
@@ -189,8 +205,14 @@ void ParameterwiseOptimizer::adam_update(const at::Tensor& p, const AdamOptions&
   const bool to_host = how_.host_state && !p.is_cpu();
   std::optional<UntrackedScope> host;
   if (how_.host_state) host.emplace();
+  // As in sgd_update: weight decay is added in place, to the gradient itself when fused (it is
+  // freed right after), else to a copy.
   at::Tensor grad = p.grad();
-  if (to_host) grad = grad.to(at::kCPU);
+  if (to_host) {
+    grad = grad.to(at::kCPU);
+  } else if (o.weight_decay() != 0 && !how_.fused) {
+    grad = grad.clone();
+  }
   const std::string key = optimizer_state_key(p);
   auto found = state_.find(key);
   if (found == state_.end()) {
@@ -211,11 +233,15 @@ void ParameterwiseOptimizer::adam_update(const at::Tensor& p, const AdamOptions&
   const double bias_correction2 = 1 - std::pow(beta2, state.step());
   if (o.weight_decay() != 0) {
     const at::Tensor weight = to_host ? p.detach().to(at::kCPU) : p.detach();
-    grad = grad.add(weight, o.weight_decay());
+    grad.add_(weight, o.weight_decay());
   }
   exp_avg.mul_(beta1).add_(grad, 1 - beta1);
   exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2);
-  at::Tensor denom = (exp_avg_sq.sqrt() / std::sqrt(bias_correction2)).add_(o.eps());
+  // The gradient has served once the moments hold it: where it is a scratch of ours (a copy, or
+  // the fused gradient about to be freed), denom reuses its memory.
+  const bool grad_is_scratch = to_host || how_.fused || o.weight_decay() != 0;
+  at::Tensor denom = grad_is_scratch ? at::sqrt_out(grad, exp_avg_sq) : exp_avg_sq.sqrt();
+  denom.div_(std::sqrt(bias_correction2)).add_(o.eps());
   const double step_size = o.lr() / bias_correction1;
   if (to_host) {
     p.detach().addcdiv_(exp_avg.to(p.device()), denom.to(p.device()), -step_size);

@@ -13,10 +13,10 @@
 namespace neuroflux {
 
 /// SGD (Nesterov momentum, weight decay) or Adam over `parameters`, at `lr` (the scheduled rate
-/// is set per epoch with set_learning_rate). With memory.optimizer_state "device" and
-/// train.fused_update false (the defaults) these are torch::optim::SGD / Adam themselves;
-/// otherwise a ParameterwiseOptimizer (optim/parameterwise_optimizer.h) with the same arithmetic,
-/// its state on the host and/or its updates fused into backward.
+/// is set per epoch with set_learning_rate): a ParameterwiseOptimizer
+/// (optim/parameterwise_optimizer.h) with torch::optim::SGD / Adam's arithmetic, its state on
+/// the device or the host (memory.optimizer_state), its updates in step() or fused into backward
+/// (train.fused_update).
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(std::vector<at::Tensor> parameters,
                                                         const TrainConfig& train,
                                                         const MemoryConfig& memory, double lr);

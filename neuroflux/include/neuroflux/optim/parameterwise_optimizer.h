@@ -1,6 +1,9 @@
 // ParameterwiseOptimizer: SGD or Adam with LibTorch 1.13's own arithmetic (torch::optim::SGD,
-// torch::optim::Adam), applied one parameter at a time, for the two memory-floor options
-// (README "Optimizer state and fused updates"):
+// torch::optim::Adam), applied one parameter at a time, the optimizer of every NeuroFlux run.
+// Its sums are formed in place in one scratch tensor (the gradient itself when fused), so an
+// update holds at most one weight-sized temporary where torch's SGD with Nesterov and weight
+// decay holds two; the weights come out bitwise equal. It also carries the two memory-floor
+// options (README "Optimizer state and fused updates"):
 //
 // - Host state (memory.optimizer_state = "host"): the momentum buffers, Adam's moments and step
 //   counts live in host memory, outside the device budget. On a CPU run that is memory allocated
@@ -17,7 +20,7 @@
 //
 // The state entries are torch's own (SGDParamState, AdamParamState under the same keys), so
 // save()/load() write and read the same archives as torch's optimizers: a checkpoint moves
-// freely between the default optimizers and this one.
+// freely between torch's optimizers and this one.
 #pragma once
 
 #include <torch/optim/adam.h>
