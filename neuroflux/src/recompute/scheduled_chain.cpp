@@ -133,20 +133,18 @@ class SegmentFunction : public torch::autograd::Function<SegmentFunction> {
       torch::AutoGradMode recording(true);
       y = state->rerun(input);
     }
-    std::vector<at::Tensor> wrt;
-    if (state->input_requires_grad) wrt.push_back(input);
-    for (const at::Tensor& p : state->params)
-      if (p.requires_grad()) wrt.push_back(p);
-    const variable_list grads = torch::autograd::grad({y}, wrt, {grad_outputs[0]},
-                                                      /*retain_graph=*/false,
-                                                      /*create_graph=*/false,
-                                                      /*allow_unused=*/true);
-    variable_list result;
-    size_t next = 0;
-    result.push_back(state->input_requires_grad ? grads[next++] : at::Tensor());
-    result.emplace_back();   // the state argument
-    for (const at::Tensor& p : state->params)
-      result.push_back(p.requires_grad() ? grads[next++] : at::Tensor());
+    // A nested backward, as torch.utils.checkpoint does: each weight's gradient goes through
+    // its own AccumulateGrad node the moment it is complete, as in a plain backward, so fused
+    // updates (train.fused_update) apply and free it there. torch::autograd::grad would return
+    // all of the segment's weight gradients at once, alive together until this function returns
+    // them: on vgg11 at batch 2 that alone raised backprop's floor with checkpoint, host state
+    // and fused updates from 4.1 to 5.8 MB.
+    if (y.requires_grad()) {
+      torch::autograd::backward({y}, {grad_outputs[0]}, /*retain_graph=*/false,
+                                /*create_graph=*/false);
+    }
+    variable_list result(2 + state->params.size());  // weights: already accumulated
+    if (state->input_requires_grad) result[0] = input.grad();
     return result;
   }
 };

@@ -98,12 +98,24 @@ Report BackpropTrainer::fit(UnitChain model, const data::DataSplits& data) {
   MemoryStrategy strategy(model, config, setup_.device);
   run.settle_batch_size(*model, [&](int64_t b) {
     strategy.use_batch(b);
-    auto optimizer = make_optimizer(model->parameters(), config.train, config.memory, config.train.lr);
-    run.trial_on_random_batch(*model, b, [&](const at::Tensor& x, const at::Tensor& y) {
-      optimizer->zero_grad();
-      torch::cross_entropy_loss(strategy.forward(x), y).backward();
-      optimizer->step();
-    });
+    auto trial = [&] {
+      auto optimizer =
+          make_optimizer(model->parameters(), config.train, config.memory, config.train.lr);
+      run.trial_on_random_batch(*model, b, [&](const at::Tensor& x, const at::Tensor& y) {
+        optimizer->zero_grad();
+        torch::cross_entropy_loss(strategy.forward(x), y).backward();
+        optimizer->step();
+      });
+    };
+    try {
+      trial();
+    } catch (const std::exception& e) {
+      // The smallest budget a refusal names is the least-memory schedule's need; at that budget
+      // the fastest schedule predicted to fit may miss by a few percent.
+      if (!is_out_of_memory(e) || !strategy.fall_back_to_least_memory()) throw;
+      for (auto& p : model->parameters()) p.mutable_grad() = at::Tensor();
+      trial();
+    }
   });
   if (!strategy.plain()) use_chosen_schedule(strategy, *model, run, config);
 

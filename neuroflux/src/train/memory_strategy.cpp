@@ -13,9 +13,9 @@ using nlohmann::json;
 namespace {
 
 // Parameter-sized tensors the optimizer keeps per parameter on the device: none when
-// memory.optimizer_state is "host". (train.fused_update frees each gradient during backward, but
-// the schedule still counts all of them: the stages' backward transients are measured with the
-// gradients already allocated, so dropping them would under-predict. Conservative.)
+// memory.optimizer_state is "host". (train.fused_update frees each gradient during backward: the
+// costs are then measured with each stage's gradients inside its backward transient, not as
+// state; see measure_chain_costs.)
 int64_t optimizer_slots(const Config& config) {
   if (config.memory.optimizer_state == "host") return 0;
   if (config.train.optimizer == "adam") return 2;
@@ -29,6 +29,7 @@ MemoryStrategy::MemoryStrategy(UnitChain model, const Config& config, c10::Devic
       strategy_(config.memory.strategy),
       budget_(config.memory.budget),
       optimizer_slots_(optimizer_slots(config)),
+      fused_update_(config.train.fused_update),
       device_(device) {
   if (strategy_ == "offload") store_ = std::make_shared<OffloadStore>(device, config.memory.offload_dir);
 }
@@ -38,7 +39,7 @@ void MemoryStrategy::use_batch(int64_t batch) {
   if (plain()) return;
   auto found = choices_.find(batch);
   if (found == choices_.end()) {
-    ChainCosts costs = measure_chain_costs(model_, batch, device_, optimizer_slots_, 2);
+    ChainCosts costs = measure_chain_costs(model_, batch, device_, optimizer_slots_, 2, fused_update_);
     std::optional<CheckpointSchedule> schedule;
     if (strategy_ == "checkpoint_sqrt") {
       schedule = sqrt_schedule(costs);
@@ -60,6 +61,19 @@ void MemoryStrategy::use_batch(int64_t batch) {
     found = choices_.emplace(batch, Choice{std::move(costs), std::move(*schedule)}).first;
   }
   chain_.emplace(model_, found->second.schedule, store_);
+}
+
+bool MemoryStrategy::fall_back_to_least_memory() {
+  const auto found = choices_.find(batch_);
+  if (plain() || found == choices_.end()) return false;
+  CheckpointSchedule least = least_memory_schedule(found->second.costs, strategy_ == "offload");
+  if (least.describe() == found->second.schedule.describe()) return false;
+  log_line("memory.strategy " + strategy_ + " at batch " + std::to_string(batch_) + ": " +
+           found->second.schedule.describe() + " missed its predicted fit; using the " +
+           "least-memory schedule " + least.describe());
+  found->second.schedule = std::move(least);
+  chain_.emplace(model_, found->second.schedule, store_);
+  return true;
 }
 
 at::Tensor MemoryStrategy::forward(const at::Tensor& x) {

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "neuroflux/distributed/data_parallel.h"
+#include "neuroflux/memory/memory_meter.h"
 #include "neuroflux/util/errors.h"
 #include "neuroflux/util/progress.h"
 
@@ -16,8 +17,15 @@ EpochStats run_epoch(BlockInput& input, int64_t batch_size, int64_t epoch,
   Progress progress(label, input.size(Split::kTrain), "img/s");
   Stopwatch watch;
   const CpuUsage cpu_before = CpuUsage::of_process();
-  at::Tensor loss_sum = torch::zeros({}, torch::kDouble);
-  at::Tensor correct = torch::zeros({}, torch::kLong);
+  // Host bookkeeping, outside the device budget as on a GPU: on a CPU run these two scalars
+  // stayed alive through every step, so a run at the smallest budget the batch trial named ran
+  // out of memory by their 16 bytes.
+  at::Tensor loss_sum, correct;
+  {
+    UntrackedScope host;
+    loss_sum = torch::zeros({}, torch::kDouble);
+    correct = torch::zeros({}, torch::kLong);
+  }
   int64_t seen = 0, batches = 0;
   input.train_epoch(batch_size, epoch, [&](const at::Tensor& x, const at::Tensor& y) {
     // Batch norm cannot normalise a batch of one sample (the last, partial batch can be one).

@@ -46,9 +46,16 @@ struct ChainCosts {
 
 /// Measures `model`'s stages at `batch` on `device` with random inputs, one stage at a time
 /// (under whatever memory limit the caller set): `repeats` (at least 2) timed passes per stage,
-/// the fastest time kept, bytes from the last pass (the first allocates the gradients). state_bytes counts parameters, gradients and `optimizer_slots`
-/// parameter-sized tensors of optimizer state (SGD momentum 1, Adam 2).
+/// the fastest time kept, bytes from the last pass. state_bytes counts parameters, gradients
+/// and `optimizer_slots` parameter-sized tensors of optimizer state (SGD momentum 1, Adam 2).
+///
+/// `gradients_freed_in_backward` (train.fused_update): gradients are not state but live only
+/// inside their stage's backward, so state_bytes leaves them out and each stage's backward
+/// transient includes its own gradients; a stage's gradients are freed before the next stage is
+/// measured. Otherwise the first pass allocates the stage's gradients and they stay, as they do
+/// between a plain run's backward and its optimizer step.
 ChainCosts measure_chain_costs(UnitChain& model, int64_t batch, const c10::Device& device,
-                               int64_t optimizer_slots, int repeats = 3);
+                               int64_t optimizer_slots, int repeats = 3,
+                               bool gradients_freed_in_backward = false);
 
 }  // namespace neuroflux

@@ -25,6 +25,10 @@ class MemoryStrategy {
   /// (once per batch size). Throws c10::OutOfMemoryError when no schedule fits the budget, so a
   /// batch-size search treats it as a batch that does not fit.
   void use_batch(int64_t batch);
+  /// The schedule chosen for the batch in use predicted a fit that a trial step then missed (its
+  /// activation model is an estimate): switches that batch to the least-memory schedule, the one
+  /// the smallest-budget measurement runs. False when it already runs that one, or is plain.
+  bool fall_back_to_least_memory();
   /// Logits for `x`; loss.backward() recomputes / fetches what the schedule left out.
   at::Tensor forward(const at::Tensor& x);
 
@@ -46,6 +50,7 @@ class MemoryStrategy {
   std::string strategy_;
   std::optional<int64_t> budget_;
   int64_t optimizer_slots_;
+  bool fused_update_;  ///< gradients live only inside backward (train.fused_update)
   c10::Device device_;
   std::shared_ptr<OffloadStore> store_;
   std::map<int64_t, Choice> choices_;
