@@ -35,6 +35,17 @@ UnitChain small_chain() {
   return chain_from_sequential(units, {3, 12, 12}, 5, classifier);
 }
 
+/// vgg11 at width 0.25 on one-channel `side` x `side` images, seeded, in training mode.
+UnitChain quarter_vgg11(int64_t side) {
+  ModelConfig m;
+  m.name = "vgg11";
+  m.width = 0.25;
+  torch::manual_seed(1);
+  UnitChain model = build_model(m, {1, side, side}, 10);
+  model->train();
+  return model;
+}
+
 CheckpointSchedule schedule_of(std::vector<ScheduleNode> nodes, std::string strategy) {
   CheckpointSchedule s;
   s.strategy = std::move(strategy);
@@ -124,12 +135,7 @@ TEST_CASE("checkpointed and offloaded schedules give plain backprop's loss and g
 }
 
 TEST_CASE("a schedule's predicted peak is within 20% of the measured one", "[recompute][unit]") {
-  ModelConfig m;
-  m.name = "vgg11";
-  m.width = 0.25;
-  torch::manual_seed(1);
-  UnitChain model = build_model(m, {1, 32, 32}, 10);
-  model->train();
+  UnitChain model = quarter_vgg11(32);
   const c10::Device cpu(c10::kCPU);
   MemoryMeter& meter = MemoryMeter::cpu();
   const int64_t batch = 32;
@@ -174,12 +180,7 @@ TEST_CASE("an offloaded tensor waited for is held by its owner alone", "[recompu
 TEST_CASE("with fused updates a checkpointed segment frees each gradient inside its backward",
           "[recompute][unit]") {
   // vgg11 at width 0.25 and batch 2: weights (2.3 MB) outweigh activations, as at a memory floor.
-  ModelConfig m;
-  m.name = "vgg11";
-  m.width = 0.25;
-  torch::manual_seed(1);
-  UnitChain model = build_model(m, {1, 28, 28}, 10);
-  model->train();
+  UnitChain model = quarter_vgg11(28);
   const c10::Device cpu(c10::kCPU);
   MemoryMeter& meter = MemoryMeter::cpu();
   int64_t param_bytes = 0, largest = 0;
