@@ -11,6 +11,8 @@
 #   scripts/fuzz.sh --corpus-only [HARNESS...]          each harness over its seed corpus only
 #   scripts/fuzz.sh --corpus-only --if-built            the same, or exit 4 (CTest: skipped) when
 #                                                       build-fuzz/ was never configured
+#   scripts/fuzz.sh --build-only                        install clang, build the harnesses, run none
+#                                                       (scripts/test.sh, so CTest's fuzz_corpus runs)
 #   scripts/fuzz.sh --write-seeds                       rewrite the seeds (fuzz_write_seeds); the
 #                                                       regress-* inputs (former crashes) stay
 #
@@ -30,6 +32,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --corpus-only) mode=corpus ;;
     --write-seeds) mode=seeds ;;
+    --build-only) mode=build ;;
     --if-built) if_built=1 ;;
     --keep-going) keep_going=1 ;;
     --runs) runs=$2; shift ;;
@@ -62,6 +65,7 @@ targets=()
 for h in "${harnesses[@]}"; do targets+=("fuzz_$h"); done
 [ "$mode" != seeds ] || targets=(fuzz_write_seeds)
 cmake --build "$build" -j"${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 2)}" --target "${targets[@]}"
+[ "$mode" != build ] || exit 0
 
 if [ "$mode" = seeds ]; then
   # Inputs that once crashed a harness (regress-*) are kept: the corpus run re-checks them.

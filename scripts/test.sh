@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 scripts/build.sh
+# The libFuzzer harnesses (clang, ASan + UBSan, build-fuzz/), so that CTest's fuzz_corpus entry
+# runs every harness over its seed corpus instead of reporting Skipped.
+scripts/fuzz.sh --build-only
 jobs=$(nproc 2>/dev/null || echo 2)
 cd build
 # Each test process runs one intra-op thread so parallel tests do not fight over the cores.

@@ -65,6 +65,17 @@ double output_elements(const Call& c) {
          (static_cast<double>(c.r1) - static_cast<double>(c.r0)) * width;
 }
 
+// Multiply-adds per output element (the weight's in-channels x kernel), for the same reason: a
+// valid call with a 2^24-element output and a 16x16x16 kernel is 2^36 of them. Both the op and
+// the whole-map reference are bounded by kMaxWork (a reference im2col of 43 s under ASan was the
+// slowest input of a 10^6-run campaign before this bound).
+constexpr double kMaxWork = 1 << 26;
+double kernel_elements(const Call& c) {
+  if (c.weight.dim() != 4) return 0;
+  return static_cast<double>(c.weight.size(1)) * static_cast<double>(c.weight.size(2)) *
+         static_cast<double>(c.weight.size(3));
+}
+
 at::Tensor forward(const Call& c) {
   return ops::conv2d_rows(c.input, c.weight, c.bias, c.stride, c.padding, c.dilation, c.groups,
                           c.input_row0, c.input_height, c.r0, c.r1);
@@ -83,7 +94,8 @@ void check_against_conv2d(const Call& c, const at::Tensor& y) {
   const double extent = static_cast<double>(c.dilation[0]) * (c.weight.size(2) - 1) + 1;
   const double rows = (static_cast<double>(c.input_height) + 2.0 * c.padding[0] - extent) /
                       static_cast<double>(c.stride[0]) + 1;
-  if (rows * output_elements(c) / (static_cast<double>(c.r1) - c.r0) > kMaxOutput) return;
+  const double whole_map = rows * output_elements(c) / (static_cast<double>(c.r1) - c.r0);
+  if (whole_map > kMaxOutput || whole_map * kernel_elements(c) > kMaxWork) return;
   at::Tensor map = at::zeros({c.input.size(0), c.input.size(1), c.input_height, c.input.size(3)},
                              c.input.options());
   map.narrow(2, c.input_row0, c.input.size(2)).copy_(c.input);
@@ -106,7 +118,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   neuroflux::fuzz::TensorInput in(data, size);
   const uint8_t op = in.byte() % 3;
   const Call c = read_call(in);
-  if (op != 2 && output_elements(c) > kMaxOutput) return 0;
+  if (op != 2 && (output_elements(c) > kMaxOutput ||
+                  output_elements(c) * kernel_elements(c) > kMaxWork))
+    return 0;
   if (op == 0) {
     neuroflux::fuzz::expect_op_errors({"conv2d_rows"}, [&] {
       const at::Tensor y = forward(c);
