@@ -39,7 +39,8 @@ void MemoryStrategy::use_batch(int64_t batch) {
   if (plain()) return;
   auto found = choices_.find(batch);
   if (found == choices_.end()) {
-    ChainCosts costs = measure_chain_costs(model_, batch, device_, optimizer_slots_, 2, fused_update_);
+    ChainCosts costs =
+        measure_chain_costs(model_, batch, device_, optimizer_slots_, 2, fused_update_);
     std::optional<CheckpointSchedule> schedule;
     if (strategy_ == "checkpoint_sqrt") {
       schedule = sqrt_schedule(costs);
