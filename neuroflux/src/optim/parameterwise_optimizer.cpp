@@ -206,11 +206,13 @@ void ParameterwiseOptimizer::adam_update(const at::Tensor& p, const AdamOptions&
   std::optional<UntrackedScope> host;
   if (how_.host_state) host.emplace();
   // As in sgd_update: weight decay is added in place, to the gradient itself when fused (it is
-  // freed right after), else to a copy.
+  // freed right after), else to a copy. Where the gradient is such a scratch of ours, denom
+  // reuses its memory below, once the moments hold it.
+  const bool grad_is_scratch = to_host || how_.fused || o.weight_decay() != 0;
   at::Tensor grad = p.grad();
   if (to_host) {
     grad = grad.to(at::kCPU);
-  } else if (o.weight_decay() != 0 && !how_.fused) {
+  } else if (grad_is_scratch && !how_.fused) {
     grad = grad.clone();
   }
   const std::string key = optimizer_state_key(p);
@@ -237,9 +239,6 @@ void ParameterwiseOptimizer::adam_update(const at::Tensor& p, const AdamOptions&
   }
   exp_avg.mul_(beta1).add_(grad, 1 - beta1);
   exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2);
-  // The gradient has served once the moments hold it: where it is a scratch of ours (a copy, or
-  // the fused gradient about to be freed), denom reuses its memory.
-  const bool grad_is_scratch = to_host || how_.fused || o.weight_decay() != 0;
   at::Tensor denom = grad_is_scratch ? at::sqrt_out(grad, exp_avg_sq) : exp_avg_sq.sqrt();
   denom.div_(std::sqrt(bias_correction2)).add_(o.eps());
   const double step_size = o.lr() / bias_correction1;
